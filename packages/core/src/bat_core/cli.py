@@ -1,0 +1,107 @@
+"""``bat-core``: demo corpus, dataset check and mel spectrograms."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bat_core.__about__ import __version__
+from bat_core.check import check_dataset
+from bat_core.cli_common import (
+    EXIT_CODES_HELP,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    add_common_arguments,
+    add_time_expansion_arguments,
+    dataset_from_args,
+    report_summary,
+    run_main,
+    show_progress,
+    time_expansion_from_args,
+)
+from bat_core.demo import write_demo_corpus
+from bat_core.mels import MelConfig, compute_mels
+
+
+def _demo(args: argparse.Namespace) -> int:
+    root = write_demo_corpus(args.root_dir, n_files=args.files, seed=args.seed)
+    print(f"demo corpus: {args.files} files -> {Path(root).resolve() / 'data'}")
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    dataset = dataset_from_args(args)
+    report = check_dataset(dataset, num_workers=args.num_workers, show_progress=show_progress(args))
+    print(report.text())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.as_records(), indent=2))
+        print(f"per-file report: {args.json}")
+    return EXIT_SOME_FAILED if report.unreadable else EXIT_OK
+
+
+def _mels(args: argparse.Namespace) -> int:
+    expansion = time_expansion_from_args(args)
+    config = MelConfig(
+        sample_rate=args.sample_rate, n_fft=args.n_fft, hop_length=args.hop_length,
+        n_mels=args.n_mels, fmin=args.fmin, fmax=args.fmax, time_expansion=expansion,
+    )
+    dataset = dataset_from_args(args)
+    summary = compute_mels(dataset, config, overwrite=args.overwrite,
+                           num_workers=args.num_workers, show_progress=show_progress(args))
+    return report_summary(summary)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bat-core",
+        description="Shared tools of bat-tokenizers: a synthetic demo corpus, a dataset report, and "
+                    "log-mel spectrograms of time-expanded bat recordings.",
+        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"bat-core {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="write the synthetic demo corpus to ROOT",
+                               description="Write a deterministic synthetic corpus of labelled bat-like calls "
+                                           "(FM, CF-FM, QCF; 192-384 kHz) to ROOT/data.",
+                               epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    demo.add_argument("root_dir", metavar="ROOT", help="project root to create")
+    demo.add_argument("--files", type=int, default=24, help="number of recordings (default: 24)")
+    demo.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same corpus")
+    demo.set_defaults(handler=_demo)
+
+    check = commands.add_parser("check", help="report files, rates, durations, channels, band coverage, problems",
+                                description="Read every selected recording and report what the dataset holds "
+                                            "and what is wrong with it. Exit 1 if some files cannot be read.",
+                                epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(check, device=False, batch_size=None)
+    check.add_argument("--json", default=None, help="also write the per-file report as JSON to this path")
+    check.set_defaults(handler=_check)
+
+    mels = commands.add_parser("mels", help="write log-mel spectrograms to derived/mels_48k/<stem>.npy",
+                               description="Compute float32 log-mel spectrograms (n_mels, T) of time-expanded "
+                                           "recordings, through the representation store (resumable; the "
+                                           "manifest records every file and what was done to its signal).",
+                               epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(mels, device=False, batch_size=None)
+    defaults = MelConfig()
+    mels.add_argument("--sample-rate", type=int, default=defaults.sample_rate, help="mel sample rate in Hz (default: 48000)")
+    mels.add_argument("--n-fft", type=int, default=defaults.n_fft, help=f"FFT size (default: {defaults.n_fft})")
+    mels.add_argument("--hop-length", type=int, default=defaults.hop_length, help=f"hop in samples (default: {defaults.hop_length})")
+    mels.add_argument("--n-mels", type=int, default=defaults.n_mels, help=f"mel bands (default: {defaults.n_mels})")
+    mels.add_argument("--fmin", type=float, default=defaults.fmin, help=f"lowest mel frequency, Hz after expansion (default: {defaults.fmin:g})")
+    mels.add_argument("--fmax", type=float, default=None, help="highest mel frequency, Hz after expansion (default: Nyquist)")
+    add_time_expansion_arguments(mels)
+    mels.set_defaults(handler=_mels)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_main(args.handler, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

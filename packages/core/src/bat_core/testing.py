@@ -1,0 +1,90 @@
+"""Test helpers that ship with bat-core, so a strategy package tested alone has them.
+
+Fixture data is made on the fly: a small demo corpus, files broken in the ways
+field data breaks (empty, corrupt, NaN, stereo, missing), and a locator for the
+shared real recordings that skips with a reason when they are absent.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from bat_core.demo import write_demo_corpus
+
+SHARED_BATS_ENV = "BAT_SHARED_BATS"
+
+
+def make_demo_project(root: str | Path, n_files: int = 6, seed: int = 0) -> Path:
+    """A small demo corpus; every call type and at least two sample rates at n_files >= 6."""
+    return write_demo_corpus(root, n_files=n_files, seed=seed)
+
+
+def add_bad_files(root: str | Path) -> dict[str, str]:
+    """Append broken recordings to a project's annotations.csv.
+
+    Returns ``{file name: text expected in its failure reason}``; a stereo file is
+    added too and must succeed (mixed to mono), so it is not in the mapping.
+    """
+    root = Path(root)
+    audio_dir = root / "data" / "audio"
+    rate = 250_000
+    (audio_dir / "bad_empty.wav").write_bytes(b"")
+    (audio_dir / "bad_corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio" * 3)
+    nan_audio = np.zeros(rate // 10, dtype=np.float32)
+    nan_audio[100:200] = np.nan
+    sf.write(audio_dir / "bad_nan.wav", nan_audio, rate, subtype="FLOAT")
+    sf.write(audio_dir / "bad_noframes.wav", np.zeros(0, dtype=np.float32), rate, subtype="PCM_16")
+    rng = np.random.default_rng(1)
+    sf.write(audio_dir / "ok_stereo.wav", (0.01 * rng.standard_normal((rate // 5, 2))).astype(np.float32),
+             rate, subtype="PCM_16")
+    expected = {
+        "bad_empty.wav": "empty",
+        "bad_corrupt.wav": "cannot decode",
+        "bad_nan.wav": "NaN",
+        "bad_noframes.wav": "no audio samples",
+        "bad_missing.wav": "not found",
+    }
+    csv_path = root / "data" / "annotations.csv"
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or ["File Name"]
+        rows = list(reader)
+    for name in [*expected, "ok_stereo.wav"]:
+        rows.append({column: (name if column == "File Name" else "") for column in columns})
+    with open(csv_path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return expected
+
+
+def find_shared_bats(start: str | Path | None = None) -> Path | None:
+    """The real recordings (``shared/bats``): ``$BAT_SHARED_BATS``, else ``shared/bats``
+    beside the checkout (searched upwards from ``start`` or the working directory)."""
+    if os.environ.get(SHARED_BATS_ENV):
+        candidate = Path(os.environ[SHARED_BATS_ENV])
+        return candidate if (candidate / "data" / "annotations.csv").is_file() else None
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "shared" / "bats"
+        if (candidate / "data" / "annotations.csv").is_file():
+            return candidate
+    return None
+
+
+def require_shared_bats() -> Path:
+    """The real recordings, or a pytest skip that says where they were looked for."""
+    import pytest
+
+    found = find_shared_bats()
+    if found is None:
+        pytest.skip(
+            f"real bat recordings not found: set {SHARED_BATS_ENV} or place shared/bats "
+            "(data/annotations.csv, data/audio/) beside the checkout"
+        )
+    return found

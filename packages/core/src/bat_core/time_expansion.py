@@ -1,0 +1,127 @@
+"""Getting ultrasonic calls to a model without losing them.
+
+A file recorded at ``sr`` and read with time-expansion factor ``k`` is treated as
+audio at ``sr / k``: a 250 kHz recording read with k=10 is 25 kHz audio, ten times
+slower, and a 60 kHz call becomes a 6 kHz tone. Only then is it resampled to the
+model's rate. Plain resampling (k=1) of a 250 kHz file to 16 kHz keeps nothing
+above 8 kHz, that is, no bat call at all.
+
+``auto`` picks ``k`` from the target rate and the bat band alone (not per file),
+so the same call lands on the same model frequency in every recording of a corpus;
+recordings whose own Nyquist already fits under the target's are not expanded.
+The band check measures, on the original signal, the share of spectral energy
+above the highest original frequency the conversion keeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.signal import welch
+
+from bat_core.audio import resample
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BAT_BAND_HZ = (15_000.0, 120_000.0)
+DEFAULT_WARN_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class TimeExpansion:
+    """How recordings are brought to a model's rate. ``factor=None`` means auto."""
+
+    factor: float | None = None
+    band_low_hz: float = DEFAULT_BAT_BAND_HZ[0]
+    band_high_hz: float = DEFAULT_BAT_BAND_HZ[1]
+    warn_fraction: float = DEFAULT_WARN_FRACTION
+
+    @classmethod
+    def parse(cls, text: str | float | int | None, **kwargs) -> TimeExpansion:
+        """``"auto"``/None, or a factor >= 1 (``"10"``; ``"1"`` is plain resampling)."""
+        if text is None or (isinstance(text, str) and text.strip().lower() == "auto"):
+            return cls(factor=None, **kwargs)
+        try:
+            factor = float(text)
+        except ValueError as error:
+            raise ValueError(f"time expansion must be 'auto' or a number >= 1, got {text!r}") from error
+        if not factor >= 1:
+            raise ValueError(f"time expansion must be >= 1, got {factor}")
+        return cls(factor=factor, **kwargs)
+
+    def factor_for(self, sample_rate: float, target_rate: float) -> float:
+        """The factor used for one recording at ``sample_rate`` going to ``target_rate``."""
+        if self.factor is not None:
+            return self.factor
+        target_nyquist = target_rate / 2
+        if sample_rate / 2 <= target_nyquist:
+            return 1.0
+        return float(max(1, math.ceil(self.band_high_hz / target_nyquist)))
+
+    def describe(self) -> str:
+        return "auto" if self.factor is None else f"{self.factor:g}"
+
+
+@dataclass(frozen=True)
+class SignalConversion:
+    """What was done to one recording's signal; stored with every output."""
+
+    original_sample_rate: int
+    time_expansion: float
+    target_sample_rate: int
+    kept_up_to_hz: float  # highest original frequency that survives
+    discarded_energy_fraction: float
+    band_warning: bool
+
+    @property
+    def seconds_per_model_second(self) -> float:
+        """Original seconds per second of model audio (1/k): maps frames to real time."""
+        return 1.0 / self.time_expansion
+
+    def as_record(self) -> dict:
+        return asdict(self)
+
+
+def discarded_energy_fraction(samples: np.ndarray, sample_rate: float, cutoff_hz: float) -> float:
+    """Share of the signal's spectral energy above ``cutoff_hz`` (Welch estimate)."""
+    if cutoff_hz >= sample_rate / 2 or len(samples) < 16:
+        return 0.0
+    segment = min(len(samples), 4096)
+    freqs, power = welch(samples, fs=sample_rate, nperseg=segment)
+    total = float(power.sum())
+    if total <= 0:
+        return 0.0
+    return float(power[freqs > cutoff_hz].sum() / total)
+
+
+def convert_for_model(
+    samples: np.ndarray,
+    sample_rate: int,
+    target_rate: int,
+    expansion: TimeExpansion,
+) -> tuple[np.ndarray, SignalConversion]:
+    """Time-expand then resample to ``target_rate``; report what the conversion discards."""
+    factor = expansion.factor_for(sample_rate, target_rate)
+    expanded_rate = sample_rate / factor
+    kept_up_to_hz = min(sample_rate / 2, target_rate / 2 * factor)
+    discarded = discarded_energy_fraction(samples, sample_rate, kept_up_to_hz)
+    warning = discarded > expansion.warn_fraction
+    if warning:
+        log.warning(
+            "%.0f%% of the spectral energy lies above %.0f Hz and is discarded by time "
+            "expansion %g at %d Hz (recording at %d Hz); raise --time-expansion to keep it",
+            100 * discarded, kept_up_to_hz, factor, target_rate, sample_rate,
+        )
+    converted = resample(samples, expanded_rate, target_rate)
+    conversion = SignalConversion(
+        original_sample_rate=int(sample_rate),
+        time_expansion=float(factor),
+        target_sample_rate=int(target_rate),
+        kept_up_to_hz=float(kept_up_to_hz),
+        discarded_energy_fraction=discarded,
+        band_warning=warning,
+    )
+    return converted, conversion

@@ -1,0 +1,70 @@
+import logging
+
+import numpy as np
+import pytest
+from bat_core.time_expansion import TimeExpansion, convert_for_model, discarded_energy_fraction
+
+
+def tone(freq, rate, seconds=0.2):
+    t = np.arange(int(rate * seconds)) / rate
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def peak_hz(samples, rate):
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return np.fft.rfftfreq(len(samples), 1 / rate)[np.argmax(spectrum)]
+
+
+@pytest.mark.parametrize(
+    "rate, target, factor",
+    [(250_000, 16_000, 15), (500_000, 16_000, 15), (192_000, 16_000, 15), (250_000, 48_000, 5),
+     (44_100, 48_000, 1), (16_000, 16_000, 1)],
+)
+def test_auto_factor_puts_the_bat_band_under_target_nyquist(rate, target, factor):
+    expansion = TimeExpansion()
+    assert expansion.factor_for(rate, target) == factor
+    assert 120_000 / factor <= target / 2 or rate / 2 <= target / 2
+
+
+def test_auto_factor_is_the_same_for_every_ultrasonic_rate():
+    """The same call must land on the same model frequency whatever the recorder's rate."""
+    expansion = TimeExpansion()
+    assert len({expansion.factor_for(rate, 16_000) for rate in (192_000, 250_000, 384_000, 500_000)}) == 1
+
+
+def test_parse():
+    assert TimeExpansion.parse("auto").factor is None
+    assert TimeExpansion.parse("10").factor == 10
+    assert TimeExpansion.parse(1).factor == 1
+    for bad in ("0.5", "ten", "-3"):
+        with pytest.raises(ValueError):
+            TimeExpansion.parse(bad)
+
+
+def test_call_survives_time_expansion_and_maps_frequency():
+    rate = 250_000
+    call = tone(60_000, rate)
+    out, conversion = convert_for_model(call, rate, 16_000, TimeExpansion.parse("10"))
+    assert conversion.time_expansion == 10
+    assert conversion.kept_up_to_hz == 80_000
+    assert conversion.discarded_energy_fraction < 0.01 and not conversion.band_warning
+    assert peak_hz(out, 16_000) == pytest.approx(6_000, abs=50)
+    # 0.2 s of original audio becomes 2 s of model audio
+    assert len(out) == pytest.approx(2.0 * 16_000, abs=2)
+    assert conversion.seconds_per_model_second == pytest.approx(0.1)
+
+
+def test_plain_resampling_loses_the_call_and_says_so(caplog):
+    rate = 250_000
+    with caplog.at_level(logging.WARNING):
+        out, conversion = convert_for_model(tone(60_000, rate), rate, 16_000, TimeExpansion.parse("1"))
+    assert conversion.discarded_energy_fraction > 0.99 and conversion.band_warning
+    assert "raise --time-expansion" in caplog.text
+    assert np.sqrt(np.mean(out ** 2)) < 0.01  # the call is gone
+
+
+def test_energy_fraction_of_two_tones():
+    rate = 250_000
+    mixed = tone(20_000, rate) + tone(100_000, rate)
+    assert discarded_energy_fraction(mixed, rate, 50_000) == pytest.approx(0.5, abs=0.02)
+    assert discarded_energy_fraction(mixed, rate, 125_000) == 0.0
