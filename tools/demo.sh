@@ -16,7 +16,7 @@ bin="$venv/bin"
 echo "== demo corpus -> $project"
 "$bin/bat-core" demo "$project"
 echo "== dataset check"
-"$bin/bat-core" check --root "$project" || true   # exit 1 only flags unreadable files
+"$bin/bat-core" check --root "$project"
 echo "== log-mel spectrograms"
 "$bin/bat-core" mels --root "$project"
 echo "== done: outputs under $project/derived (manifests in $project/derived/manifests)"
