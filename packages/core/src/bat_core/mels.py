@@ -40,6 +40,13 @@ class MelConfig:
         if not 0 <= self.fmin < top <= self.sample_rate / 2:
             raise ValueError(f"need 0 <= fmin < fmax <= {self.sample_rate / 2:g} Hz, got {self.fmin}, {self.fmax}")
 
+    @classmethod
+    def from_dict(cls, values: dict) -> MelConfig:
+        """Inverse of ``dataclasses.asdict`` (artefacts store the mel parameters they were trained on)."""
+        values = dict(values)
+        values["time_expansion"] = TimeExpansion(**values.get("time_expansion", {}))
+        return cls(**values)
+
     @property
     def representation(self) -> str:
         return f"mels_{self.sample_rate // 1000}k" if self.sample_rate % 1000 == 0 else f"mels_{self.sample_rate}"

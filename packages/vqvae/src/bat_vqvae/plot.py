@@ -1,0 +1,34 @@
+"""Input vs reconstruction as a PNG: the quickest check that the codes keep the calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def render_reconstruction(mel: np.ndarray, reconstruction: np.ndarray, codes: np.ndarray, title: str,
+                          out_path: str | Path, frames_per_second: float | None = None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seconds = mel.shape[1] / frames_per_second if frames_per_second else mel.shape[1]
+    extent = [0, seconds, 0, mel.shape[0]]
+    figure, axes = plt.subplots(3, 1, figsize=(10, 8), sharex=True, constrained_layout=True)
+    low, high = np.percentile(mel, [5, 99.5])
+    for axis, image, label in ((axes[0], mel, "input log-mel"), (axes[1], reconstruction, "reconstruction")):
+        axis.imshow(image, origin="lower", aspect="auto", extent=extent, vmin=low, vmax=high, cmap="magma")
+        axis.set_ylabel(f"{label}\nmel band")
+    axes[2].imshow(codes.T, origin="lower", aspect="auto", extent=[0, seconds, 0, codes.shape[1]],
+                   cmap="tab20", interpolation="nearest")
+    axes[2].set_ylabel("codes\nfrequency row")
+    axes[2].set_xlabel("seconds of original recording" if frames_per_second else "mel frame")
+    mse = float(np.mean((mel - reconstruction) ** 2))
+    figure.suptitle(f"{title}  (MSE {mse:.2f} dB^2, {len(np.unique(codes))} distinct codes)")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out_path, dpi=100)
+    plt.close(figure)
+    return out_path
