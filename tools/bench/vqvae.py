@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from bat_core.dataset import Dataset
 from bat_core.demo import write_demo_corpus
 from bat_core.mels import MelConfig
@@ -36,7 +38,6 @@ from bat_vqvae import TrainConfig, VQVAEConfig, train
 from bat_vqvae.artefact import VQVAETokenizer
 from bat_vqvae.data import split_holdout
 from bat_vqvae.train import load_mels
-from torch import nn
 
 
 class NaiveVQVAE(nn.Module):

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from bat_core.testing import make_demo_project
 
 

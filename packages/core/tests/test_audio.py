@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import soundfile as sf
+
 from bat_core.audio import load_audio, resample
 from bat_core.errors import AudioError
 

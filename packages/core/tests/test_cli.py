@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from bat_core.cli import main
 from bat_core.testing import add_bad_files
 

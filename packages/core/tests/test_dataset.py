@@ -1,4 +1,5 @@
 import pytest
+
 from bat_core.dataset import Dataset
 from bat_core.errors import DatasetError
 

@@ -1,6 +1,7 @@
 import hashlib
 
 import numpy as np
+
 from bat_core.audio import load_audio
 from bat_core.dataset import Dataset
 from bat_core.demo import CALL_TYPES, write_demo_corpus

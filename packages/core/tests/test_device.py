@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from bat_core.device import compute_dtype, resolve_device
 from bat_core.errors import DeviceError
 

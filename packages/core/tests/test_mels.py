@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+
 from bat_core.dataset import Dataset
 from bat_core.mels import MelConfig, compute_mels, log_mel
 from bat_core.store import read_manifest

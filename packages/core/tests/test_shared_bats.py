@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+
 from bat_core.check import check_dataset
 from bat_core.dataset import Dataset
 from bat_core.mels import MelConfig, compute_mels

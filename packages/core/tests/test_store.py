@@ -4,6 +4,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
+
 from bat_core.dataset import Dataset
 from bat_core.store import MANIFEST_COLUMNS, RepresentationStore, read_manifest
 from bat_core.time_expansion import SignalConversion

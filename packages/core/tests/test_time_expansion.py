@@ -2,6 +2,7 @@ import logging
 
 import numpy as np
 import pytest
+
 from bat_core.time_expansion import TimeExpansion, convert_for_model, discarded_energy_fraction
 
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from bat_core.windows import split_windows, stitch_frames, window_bounds
 
 

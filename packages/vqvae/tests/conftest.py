@@ -2,6 +2,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from bat_core.testing import make_demo_project
 
 

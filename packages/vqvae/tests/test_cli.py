@@ -1,4 +1,5 @@
 import pytest
+
 from bat_vqvae.cli import main
 
 TINY = ["--steps", "4", "--batch-size", "2", "--crop-frames", "32", "--codes", "16", "--code-dim", "8",

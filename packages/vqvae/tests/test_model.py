@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+
 from bat_vqvae.config import VQVAEConfig
 from bat_vqvae.data import MelNormalizer, pad_batch, random_crops, split_holdout
 from bat_vqvae.model import VQVAE

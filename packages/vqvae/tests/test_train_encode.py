@@ -5,13 +5,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
+
 from bat_core.dataset import Dataset
 from bat_core.errors import ConfigMismatchError, ModelNotFoundError
 from bat_core.mels import MelConfig
 from bat_core.store import read_manifest
 from bat_core.testing import add_bad_files
 from bat_vqvae import TrainConfig, VQVAEConfig, VQVAETokenizer, encode_dataset, train
-from safetensors.torch import load_file
 
 TINY_MEL = MelConfig(n_mels=32)
 TINY_MODEL = VQVAEConfig(n_mels=32, hidden=16, codes=16, code_dim=8)

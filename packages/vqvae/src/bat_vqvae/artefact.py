@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
+
 from bat_core.errors import ConfigMismatchError, ModelNotFoundError
 from bat_core.mels import MelConfig, log_mel
 from bat_core.time_expansion import convert_for_model
 from bat_core.windows import stitch_frames, window_bounds
-from safetensors.torch import load_file, save_file
-
 from bat_vqvae.__about__ import __version__
 from bat_vqvae.config import VQVAEConfig
 from bat_vqvae.data import MelNormalizer

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from bat_core.cli_common import (
     EXIT_CODES_HELP,
     EXIT_OK,
@@ -21,7 +22,6 @@ from bat_core.cli_common import (
 from bat_core.errors import BatError
 from bat_core.mels import MelConfig, compute_mels
 from bat_core.paths import ProjectPaths
-
 from bat_vqvae.__about__ import __version__
 from bat_vqvae.artefact import VQVAETokenizer
 from bat_vqvae.config import TrainConfig, VQVAEConfig

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import numpy as np
+
 from bat_core.dataset import Dataset
 from bat_core.mels import compute_mels
 from bat_core.pipeline import progress
 from bat_core.store import RepresentationStore, RunSummary, read_manifest
 from bat_core.time_expansion import SignalConversion
-
 from bat_vqvae.artefact import VQVAETokenizer
 
 REPRESENTATION = "vqvae"

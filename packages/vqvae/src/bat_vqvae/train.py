@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
+
 from bat_core.dataset import Dataset
 from bat_core.device import resolve_device
 from bat_core.errors import BatError, ConfigMismatchError
@@ -23,8 +25,6 @@ from bat_core.mels import MelConfig, compute_mels
 from bat_core.metrics import code_counts, perplexity, usage
 from bat_core.pipeline import progress
 from bat_core.store import read_manifest
-from safetensors.torch import load_file, save_file
-
 from bat_vqvae.artefact import VQVAETokenizer
 from bat_vqvae.config import TrainConfig, VQVAEConfig
 from bat_vqvae.data import MelNormalizer, random_crops, split_holdout
