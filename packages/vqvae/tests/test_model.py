@@ -94,6 +94,6 @@ def test_uniform_init_collapses_kmeans_init_does_not():
     collapsed = EMAVectorQuantizer(codes=16, dim=4, dead_code_threshold=0.0)
     collapsed.embed.uniform_(-1 / 16, 1 / 16)
     alive = EMAVectorQuantizer(codes=16, dim=4)
-    alive.initialise(data, iters=10, generator=torch.Generator().manual_seed(0))
+    alive.initialise(data, iters=10, generator=torch.Generator().manual_seed(0), vectors_per_batch=2000)
     assert len(alive.nearest(data).unique()) == 16
     assert len(alive.nearest(data).unique()) > len(collapsed.nearest(data).unique())

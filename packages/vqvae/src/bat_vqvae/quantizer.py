@@ -61,11 +61,13 @@ class EMAVectorQuantizer(nn.Module):
         self.register_buffer("initted", torch.tensor(False))
 
     @torch.no_grad()
-    def initialise(self, vectors: torch.Tensor, iters: int, generator: torch.Generator) -> None:
-        """Codebook from k-means over encoder outputs; EMA statistics start balanced."""
+    def initialise(self, vectors: torch.Tensor, iters: int, generator: torch.Generator, vectors_per_batch: int) -> None:
+        """Codebook from k-means over encoder outputs; EMA counts start at a balanced share of
+        one batch, so a code the data leaves stops being counted and is restarted within tens
+        of steps, not hundreds."""
         vectors = self._prepare(vectors.float())
         self.embed.copy_(kmeans(vectors, self.codes, iters, generator, self.cosine))
-        self.cluster_size.fill_(max(1.0, vectors.shape[0] / self.codes))
+        self.cluster_size.fill_(max(1.0, vectors_per_batch / self.codes))
         self.embed_sum.copy_(self.embed * self.cluster_size[:, None])
         self.initted.fill_(True)
 

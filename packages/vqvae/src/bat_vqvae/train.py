@@ -172,7 +172,8 @@ def initialise_codebook(model: VQVAE, train_mels: list[np.ndarray], config: Trai
         flat = latents.permute(0, 3, 2, 1).reshape(-1, latents.shape[1]).float().cpu()
         vectors.append(flat)
         collected += len(flat)
-    model.quantizer.initialise(torch.cat(vectors)[: config.kmeans_init_vectors], config.kmeans_iters, generator)
+    per_batch = int(latents.shape[0] * latents.shape[2] * latents.shape[3])
+    model.quantizer.initialise(torch.cat(vectors)[: config.kmeans_init_vectors], config.kmeans_iters, generator, per_batch)
 
 
 def save_checkpoint(directory: Path, model: VQVAE, optimizer: torch.optim.Optimizer, normalizer: MelNormalizer,
