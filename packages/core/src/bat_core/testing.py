@@ -88,3 +88,47 @@ def require_shared_bats() -> Path:
             "(data/annotations.csv, data/audio/) beside the checkout"
         )
     return found
+
+
+def make_tiny_ast(directory: str | Path, max_length: int = 128, num_mel_bins: int = 32, seed: int = 0) -> Path:
+    """A tiny random-weight Audio Spectrogram Transformer + its feature extractor, saved with
+    ``save_pretrained`` so tests exercise the real ``from_pretrained`` path offline."""
+    import torch
+    from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
+
+    torch.manual_seed(seed)
+    config = ASTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                       max_length=max_length, num_mel_bins=num_mel_bins, patch_size=16,
+                       frequency_stride=10, time_stride=10)
+    ASTModel(config).eval().save_pretrained(directory)
+    ASTFeatureExtractor(num_mel_bins=num_mel_bins, max_length=max_length).save_pretrained(directory)
+    return Path(directory)
+
+
+def make_tiny_speech_encoder(directory: str | Path, kind: str = "wav2vec2", seed: int = 0) -> Path:
+    """A tiny random-weight wav2vec2 / HuBERT / WavLM encoder + feature extractor, saved with
+    ``save_pretrained`` (conv stride 320 like the base models, 2 layers of width 32)."""
+    import torch
+    from transformers import (
+        HubertConfig,
+        HubertModel,
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2Model,
+        WavLMConfig,
+        WavLMModel,
+    )
+
+    classes = {"wav2vec2": (Wav2Vec2Config, Wav2Vec2Model), "hubert": (HubertConfig, HubertModel),
+               "wavlm": (WavLMConfig, WavLMModel)}
+    config_class, model_class = classes[kind]
+    torch.manual_seed(seed)
+    config = config_class(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(16, 16, 16, 16, 16, 16, 16), conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+    )
+    model_class(config).eval().save_pretrained(directory)
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=True,
+                             return_attention_mask=True).save_pretrained(directory)
+    return Path(directory)
