@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 from bat_ast_embed.embedder import ASTEmbedder, Features
 from bat_core.audio import load_audio
+from bat_core.batching import chunks
 from bat_core.dataset import Dataset, DatasetItem
 from bat_core.pipeline import iter_prepared, progress
 from bat_core.store import RepresentationStore, RunSummary
@@ -42,16 +43,11 @@ def embed_dataset(
     with store:
         prepared = iter_prepared(todo, prepare, num_workers)
         bar = progress(prepared, len(todo), "embed", show_progress)
-        chunk: list[tuple[DatasetItem, Features]] = []
-        for item, features, reason in bar:
-            if reason is not None:
-                store.fail(item, reason)
-            else:
-                chunk.append((item, features))
-            if len(chunk) >= FILES_PER_CHUNK:
-                _write_chunk(store, embedder, chunk, batch_size)
-                chunk = []
-        _write_chunk(store, embedder, chunk, batch_size)
+        for chunk in chunks(bar, FILES_PER_CHUNK):
+            for item, _, reason in chunk:
+                if reason is not None:
+                    store.fail(item, reason)
+            _write_chunk(store, embedder, [(item, features) for item, features, reason in chunk if reason is None], batch_size)
         return store.finish()
 
 

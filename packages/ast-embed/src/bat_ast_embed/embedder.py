@@ -8,7 +8,6 @@ was trained on. Lengths: see ``EmbedConfig`` and ``positions``.
 from __future__ import annotations
 
 import copy
-import math
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 
 from bat_ast_embed.config import EmbedConfig
 from bat_ast_embed.positions import running_at, time_patches
+from bat_core.batching import bucket_length, length_batches
 from bat_core.device import compute_dtype, resolve_device
 from bat_core.pretrained import load_pretrained
 from bat_core.time_expansion import SignalConversion, convert_for_model
@@ -115,8 +115,7 @@ class ASTEmbedder:
 
     def _run_length(self, valid: int) -> int:
         if self.config.max_frames == "auto":
-            bucket = self.config.bucket_frames
-            return max(self.patch_size, min(self.length_limit, math.ceil(valid / bucket) * bucket))
+            return bucket_length(valid, self.config.bucket_frames, self.patch_size, self.length_limit)
         return self.length_limit
 
     def _windows(self, owner: int, frames: np.ndarray) -> list[_Window]:
@@ -161,15 +160,10 @@ class ASTEmbedder:
     def embed_features(self, batch: list[Features], batch_size: int = 8) -> list[Embedding]:
         """Embed many recordings; windows of equal run length share a batch (sorted by length)."""
         windows = [w for owner, features in enumerate(batch) for w in self._windows(owner, features.frames)]
-        order = sorted(range(len(windows)), key=lambda i: (windows[i].run_length, i))
         outputs: dict[int, tuple] = {}
-        start = 0
-        while start < len(order):
-            length = windows[order[start]].run_length
-            group = [i for i in order[start:start + batch_size] if windows[i].run_length == length]
+        for group in length_batches([w.run_length for w in windows], batch_size):
             for index, result in zip(group, self._run([windows[i] for i in group])):
                 outputs[index] = result
-            start += len(group)
         per_owner: dict[int, list[int]] = defaultdict(list)
         for index, window in enumerate(windows):
             per_owner[window.owner].append(index)

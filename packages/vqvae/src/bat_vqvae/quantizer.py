@@ -79,8 +79,9 @@ class EMAVectorQuantizer(nn.Module):
         vectors = self._prepare(vectors.float())
         if self.cosine:
             return (vectors @ self.embed.t()).argmax(dim=1)
-        distances = vectors.pow(2).sum(1, keepdim=True) - 2 * vectors @ self.embed.t() + self.embed.pow(2).sum(1)
-        return distances.argmin(dim=1)
+        # ||x||^2 is the same for every code: argmin over ||e||^2 - 2 x.e, one fused matmul
+        scores = torch.addmm(self.embed.pow(2).sum(1), vectors, self.embed.t(), alpha=-2)
+        return scores.argmin(dim=1)
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         return F.embedding(indices, self.embed)

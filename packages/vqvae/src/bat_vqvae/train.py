@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from bat_core.dataset import Dataset
@@ -60,6 +61,8 @@ def load_mels(dataset: Dataset, mel_config: MelConfig, show_progress: bool = Tru
 
 
 def masked_mse(reconstruction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    if bool(mask.all()):  # crops from files longer than a crop: nothing to mask
+        return F.mse_loss(reconstruction.float(), target)
     weights = mask[:, None, :].expand_as(target).float()
     return ((reconstruction.float() - target) ** 2 * weights).sum() / weights.sum().clamp(min=1)
 

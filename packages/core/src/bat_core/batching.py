@@ -1,0 +1,37 @@
+"""Batches by length, decided per item, so an item's padding never depends on its batch mates."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from typing import TypeVar
+
+Item = TypeVar("Item")
+
+
+def bucket_length(length: int, bucket: int, minimum: int = 1, maximum: int | None = None) -> int:
+    """``length`` rounded up to a multiple of ``bucket``, within ``[minimum, maximum]``."""
+    rounded = max(minimum, math.ceil(length / bucket) * bucket)
+    return min(rounded, maximum) if maximum is not None else rounded
+
+
+def length_batches(run_lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of equal run length (shortest first), at most ``batch_size`` each."""
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    order = sorted(range(len(run_lengths)), key=lambda i: (run_lengths[i], i))
+    batches: list[list[int]] = []
+    for index in order:
+        if batches and len(batches[-1]) < batch_size and run_lengths[batches[-1][0]] == run_lengths[index]:
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
+def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    """Consecutive lists of ``size`` items (the last may be shorter)."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
