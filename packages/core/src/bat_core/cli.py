@@ -53,6 +53,26 @@ def _mels(args: argparse.Namespace) -> int:
     return report_summary(summary)
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from bat_core.evaluate import evaluate_project  # scikit-learn and matplotlib: only when evaluating
+
+    dataset = dataset_from_args(args)
+    label = args.label
+    if label is None and "call_type" in dataset.label_columns:
+        label = "call_type"
+    report = evaluate_project(dataset, label, args.group, out_dir=Path(args.out) if args.out else None,
+                              examples=args.examples, seed=args.seed, notes=args.note,
+                              num_workers=args.num_workers, show_progress=show_progress(args))
+    for row in report.rows:
+        accuracy = row.get("probe_accuracy")
+        shown = f"{accuracy:.3f} ± {row.get('probe_accuracy_std'):.3f}" if accuracy == accuracy else "-"
+        print(f"{row['name']:14s} {row['kind']:10s} probe accuracy {shown:15s} NMI {row.get('nmi', float('nan')):.3f}")
+    for note in report.notes:
+        print(f"note: {note}")
+    print(f"report: {report.markdown} (+ report.json, {len(report.figures)} figures)")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bat-core",
@@ -95,6 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
     mels.add_argument("--fmax", type=float, default=None, help="highest mel frequency, Hz after expansion (default: Nyquist)")
     add_time_expansion_arguments(mels)
     mels.set_defaults(handler=_mels)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="compare every representation written so far against baselines: derived/report/",
+        description="Read every representation in derived/manifests (whichever strategies have run), compute token "
+                    "statistics (codes used, perplexity, entropy, tokens per second, mean run length, coverage), "
+                    "probe a label column with cross-validated logistic regression (folds never split a --group) and "
+                    "k-means NMI/purity, do the same for baselines (majority class, MFCC + k-means tokens, mean "
+                    "log-mel), and write derived/report/report.md, report.json and PNG figures.",
+        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(evaluate, device=False, batch_size=None)
+    evaluate.add_argument("--label", default=None, help="label column to probe (default: call_type when present)")
+    evaluate.add_argument("--group", default=None, help="column whose groups (site, recording session) a fold never splits")
+    evaluate.add_argument("--examples", type=int, default=3, help="example files drawn with their tokens (default: 3)")
+    evaluate.add_argument("--out", default=None, help="report folder (default: DERIVED/report)")
+    evaluate.add_argument("--note", action="append", default=[], help="a sentence to state in the report (repeatable)")
+    evaluate.set_defaults(handler=_evaluate)
     return parser
 
 

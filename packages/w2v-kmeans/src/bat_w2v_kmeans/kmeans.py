@@ -21,13 +21,18 @@ class Reservoir:
 
     def __init__(self, capacity: int, dim: int, seed: int = 0):
         self.capacity = capacity
-        self.rows = np.empty((capacity, dim), dtype=np.float32)
+        self.rows = np.empty((min(capacity, 4096), dim), dtype=np.float32)  # grows by doubling up to capacity
         self.seen = 0
         self.rng = np.random.default_rng(seed)
 
     def add(self, frames: np.ndarray) -> None:
         frames = np.asarray(frames, dtype=np.float32)
         free = max(0, min(self.capacity - self.seen, len(frames)))
+        needed = self.seen + free
+        if needed > len(self.rows):
+            grown = np.empty((min(self.capacity, max(needed, 2 * len(self.rows))), self.rows.shape[1]), dtype=np.float32)
+            grown[: self.seen] = self.rows[: self.seen]
+            self.rows = grown
         self.rows[self.seen:self.seen + free] = frames[:free]
         rest = frames[free:]
         if len(rest):

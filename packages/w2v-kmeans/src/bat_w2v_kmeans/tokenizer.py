@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,10 +122,11 @@ class W2VKMeansTokenizer:
         if len(sample) < k:
             raise BatError(f"only {len(sample)} frames from {usable} readable files: too few for k={k}; "
                            "use more audio or a smaller --k")
+        started = time.perf_counter()
         result = fit_kmeans(sample, k, seed=seed, device=self.encoder.device)
         self.codebook = Codebook(result.centroids, self.info(
             k=k, seed=seed, inertia=result.inertia, fit_frames=result.rows, frames_seen=reservoir.seen,
-            extra={"iterations": result.iterations, "files": usable}))
+            extra={"iterations": result.iterations, "files": usable, "fit_seconds": time.perf_counter() - started}))
         return self.codebook
 
     def _require_codebook(self) -> Codebook:

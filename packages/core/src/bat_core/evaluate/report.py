@@ -1,0 +1,60 @@
+"""Turn rows into report.md + report.json (the machine-readable contract other tools read)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+COLUMNS = [
+    ("name", "representation"), ("kind", "kind"), ("files", "files ok/failed"), ("codes", "codes used/K"),
+    ("perplexity", "perplexity"), ("entropy_bits", "bits/token"), ("tokens_per_second", "tokens/s"),
+    ("mean_run_length", "mean run"), ("probe", "probe accuracy"), ("f1", "macro-F1"), ("nmi", "NMI"),
+    ("purity", "purity"), ("model_id", "model"), ("layer", "layer"), ("time_expansion", "time exp."),
+    ("config_hash", "config hash"),
+]
+
+
+def _number(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _cell(row: dict, key: str) -> str:
+    if key == "files":
+        return f"{row.get('files_ok', '-')}/{row.get('files_failed', '-')}"
+    if key == "codes":
+        return f"{row['codes_used']}/{row['codebook_size']}" if row.get("codebook_size") else "-"
+    if key == "probe":
+        return f"{_number(row.get('probe_accuracy'))} ± {_number(row.get('probe_accuracy_std'))}"
+    if key == "f1":
+        return f"{_number(row.get('probe_macro_f1'))} ± {_number(row.get('probe_macro_f1_std'))}"
+    if key in ("perplexity", "tokens_per_second", "mean_run_length"):
+        return _number(row.get(key), 1)
+    return _number(row.get(key)) if isinstance(row.get(key), float) else str(row.get(key) or "-")
+
+
+def write_report(out_dir: Path, label: str | None, rows: list[dict], notes: list[str], figures: list[Path],
+                 header: dict) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clean_rows = [{k: v for k, v in row.items() if k != "code_counts"} for row in rows]
+    json_path = out_dir / "report.json"
+    json_path.write_text(json.dumps({"label": label, **header, "notes": notes, "rows": clean_rows}, indent=2, default=str))
+    lines = [f"# Representation report: {header.get('root', '')}", ""]
+    lines.append(f"Label: `{label}`" if label else "Label: none (token statistics only; pass --label COLUMN for probes)")
+    if header.get("group"):
+        lines.append(f"Cross-validation folds never split a `{header['group']}` group.")
+    lines += [f"Files in annotations.csv: {header.get('files')}. Probes: {header.get('probe')}.", ""]
+    lines.append("| " + " | ".join(title for _, title in COLUMNS) + " |")
+    lines.append("|" + "---|" * len(COLUMNS))
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row, key) for key, _ in COLUMNS) + " |")
+    lines.append("")
+    if notes:
+        lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
+    if figures:
+        lines += ["## Figures", ""] + [f"![{f.stem}]({f.relative_to(out_dir)})" for f in figures] + [""]
+    markdown_path = out_dir / "report.md"
+    markdown_path.write_text("\n".join(lines))
+    return markdown_path, json_path

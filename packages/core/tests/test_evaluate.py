@@ -1,0 +1,128 @@
+import json
+
+import librosa
+import numpy as np
+import pytest
+
+from bat_core.dataset import Dataset
+from bat_core.evaluate import evaluate_project
+from bat_core.evaluate.baselines import mfcc
+from bat_core.evaluate.probes import bag_of_tokens, folds, probe, purity
+from bat_core.evaluate.representations import Representation
+from bat_core.evaluate.statistics import mean_run_length, token_statistics
+from bat_core.store import RepresentationStore
+
+
+def representation(arrays, size):
+    return Representation("t", "tokens", arrays, len(arrays), 0, size, {n: 10.0 for n in arrays}, {n: 1.0 for n in arrays})
+
+
+def test_single_code_has_perplexity_one_and_uniform_has_k():
+    stats = token_statistics(representation({"a": np.zeros(10, np.int16)}, 4))
+    assert stats["perplexity"] == 1.0 and stats["entropy_bits"] == 0 and stats["codes_used"] == 1
+    assert stats["mean_run_length"] == 10 and stats["tokens_per_second"] == 10
+    uniform = token_statistics(representation({"a": np.arange(4, dtype=np.int16), "b": np.arange(4, dtype=np.int16)}, 4))
+    assert uniform["perplexity"] == pytest.approx(4) and uniform["usage"] == 1 and uniform["mean_run_length"] == 1
+
+
+def test_mean_run_length_of_2d_codes_runs_along_time():
+    codes = np.array([[1, 5], [1, 6], [2, 7], [2, 8]])  # (T', F'): column 0 has runs of 2, column 1 of 1
+    assert mean_run_length(codes) == pytest.approx(1.5)
+
+
+def test_perfect_tokens_give_nmi_one_and_full_accuracy():
+    labels = ["a"] * 10 + ["b"] * 10 + ["c"] * 10
+    token_of = {"a": 0, "b": 1, "c": 2}
+    vectors = np.stack([bag_of_tokens(np.full(20, token_of[label]), 3) for label in labels])
+    result = probe(vectors, labels)
+    assert result.probe_accuracy == 1.0 and result.probe_accuracy_std == 0.0 and result.probe_macro_f1 == 1.0
+    assert result.nmi == pytest.approx(1.0) and result.purity == 1.0 and result.folds == 5
+
+
+def test_majority_and_noise_probes():
+    rng = np.random.default_rng(0)
+    labels = ["a"] * 20 + ["b"] * 10
+    majority = probe(np.zeros((30, 1)), labels, predict_majority=True)
+    assert majority.probe_accuracy == pytest.approx(20 / 30, abs=0.05) and majority.nmi == 0
+    noise = probe(rng.standard_normal((30, 5)), labels)
+    assert 0 <= noise.probe_accuracy <= 1 and noise.nmi < 0.5
+
+
+def test_grouped_folds_never_split_a_group():
+    labels = np.array(["a", "b"] * 12)
+    groups = np.array([f"g{i // 4}" for i in range(24)])
+    for train, test in folds(labels, groups, 3):
+        assert not set(groups[train]) & set(groups[test])
+
+
+def test_unlabelled_and_singleton_classes_are_left_out_with_a_note():
+    labels = ["a", "a", "a", "b", "b", "b", "", "lonely"]
+    result = probe(np.eye(8), labels)
+    assert result.files == 6 and result.classes == 2
+    assert any("1 unlabelled" in note and "lonely" in note for note in result.notes)
+    assert np.isnan(probe(np.eye(3), ["a", "a", "a"]).probe_accuracy)
+
+
+def test_purity_and_bag_of_tokens():
+    assert purity(np.array(["a", "a", "b", "b"]), np.array([0, 0, 0, 1])) == 0.75
+    vector = bag_of_tokens(np.array([0, 1, 1]), 2)
+    np.testing.assert_allclose(vector[:2], [1 / 3, 2 / 3])
+    np.testing.assert_allclose(vector[2:].reshape(2, 2), [[0, 0.5], [0, 0.5]])  # bigrams 0->1, 1->1
+
+
+def test_mfcc_matches_librosa():
+    mel = np.random.default_rng(0).normal(-50, 10, (64, 30)).astype(np.float32)
+    np.testing.assert_allclose(mfcc(mel), librosa.feature.mfcc(S=mel, n_mfcc=20).T, rtol=1e-4, atol=1e-3)
+
+
+def write_fake_strategies(dataset):
+    """A perfect token strategy and a noise embedding, written through the store as strategies do."""
+    labels = dataset.labels("call_type")
+    classes = sorted(set(labels))
+    tokens = RepresentationStore(dataset.paths, "perfect", dataset.paths.tokens_dir, {"v": 1},
+                                 file_pattern="perfect_{stem}.npy", model_id="hand-made")
+    for item in tokens.begin(list(dataset)):
+        code = classes.index(item.labels["call_type"])
+        tokens.write(item, np.full(40, code, np.int16), frames_per_second=40.0, seconds=1.0, extra={"k": 8})
+    tokens.finish()
+    noise = RepresentationStore(dataset.paths, "noise", dataset.paths.derived / "noise", {"v": 1})
+    rng = np.random.default_rng(0)
+    for item in noise.begin(list(dataset)):
+        noise.write(item, rng.standard_normal(16).astype(np.float32), seconds=1.0)
+    noise.finish()
+
+
+def test_report_files_and_invariants(tmp_path):
+    from bat_core.testing import make_demo_project
+
+    dataset = Dataset.from_root(make_demo_project(tmp_path / "p", n_files=12))
+    write_fake_strategies(dataset)
+    report = evaluate_project(dataset, "call_type", "site", show_progress=False, notes=["hand-made test strategies"])
+    data = json.loads(report.json.read_text())
+    assert data["label"] == "call_type"
+    rows = {row["name"]: row for row in data["rows"]}
+    assert set(rows) == {"perfect", "noise", "majority", "mfcc_kmeans", "mean_log_mel"}
+    for row in data["rows"]:
+        assert {"name", "kind", "probe_accuracy", "probe_accuracy_std", "probe_macro_f1", "nmi", "purity"} <= set(row)
+        assert row["kind"] in ("tokens", "embedding", "baseline")
+        assert 0 <= row["probe_accuracy"] <= 1 and 0 <= row["nmi"] <= 1 and 0 < row["purity"] <= 1
+        assert row["files_ok"] + row["files_failed"] == 12
+    assert rows["perfect"]["probe_accuracy"] == 1.0 and rows["perfect"]["nmi"] == pytest.approx(1.0)
+    assert rows["perfect"]["codes_used"] == 3 and rows["perfect"]["codebook_size"] == 8
+    assert rows["majority"]["probe_accuracy"] <= rows["perfect"]["probe_accuracy"]
+    text = report.markdown.read_text()
+    assert "| perfect | tokens | 12/0 | 3/8 |" in text and "hand-made test strategies" in text
+    assert "noise loses to the MFCC + k-means baseline" in text or rows["noise"]["probe_accuracy"] >= rows["mfcc_kmeans"]["probe_accuracy"]
+    pngs = sorted(p.name for p in report.figures)
+    assert "usage_perfect.png" in pngs and sum(p.startswith("example_") for p in pngs) == 3
+    for figure in report.figures:
+        assert figure.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_unknown_label_column(tmp_path):
+    from bat_core.errors import DatasetError
+    from bat_core.testing import make_demo_project
+
+    dataset = Dataset.from_root(make_demo_project(tmp_path / "p", n_files=3))
+    with pytest.raises(DatasetError, match="no column 'species'"):
+        evaluate_project(dataset, "species", show_progress=False)
