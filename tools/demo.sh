@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# README's main command: set up a dev env if needed, write the synthetic demo corpus,
-# check it, and run every stage on it. Outputs: demo_project/derived/.
+# README's main command: set up a dev env if needed, write the synthetic demo corpus, check it,
+# run every strategy on it and write the evaluation report. Outputs: demo_project/derived/.
 #   tools/demo.sh [PROJECT_DIR]    (default: demo_project)
+# Pretrained encoders cannot be downloaded everywhere: set BAT_W2V_MODEL / BAT_AST_MODEL to local
+# checkpoint folders to use them; otherwise small random-weight encoders are made and said so.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 project=${1:-"$repo/demo_project"}
@@ -12,6 +14,8 @@ if [ ! -x "$venv/bin/bat-core" ]; then
   [ -x "$venv/bin/bat-core" ] || { echo "setup failed: see messages above"; exit 1; }
 fi
 bin="$venv/bin"
+export HF_HUB_DISABLE_PROGRESS_BARS=1
+notes=()
 
 echo "== demo corpus -> $project"
 "$bin/bat-core" demo "$project"
@@ -19,4 +23,41 @@ echo "== dataset check"
 "$bin/bat-core" check --root "$project"
 echo "== log-mel spectrograms"
 "$bin/bat-core" mels --root "$project"
-echo "== done: outputs under $project/derived (manifests in $project/derived/manifests)"
+
+random_model() {  # $1 kind, $2 folder: a random-weight encoder saved with save_pretrained
+  "$bin/python" -c "import sys, bat_core.testing as t; t.$1(sys.argv[1])" "$2" >/dev/null
+}
+
+if [ -x "$bin/bat-vqvae" ]; then
+  echo "== bat-vqvae: train on the demo mels, then encode"
+  "$bin/bat-vqvae" train --root "$project" --steps "${BAT_DEMO_VQ_STEPS:-300}"
+  "$bin/bat-vqvae" encode --root "$project"
+fi
+
+if [ -x "$bin/bat-w2v-kmeans" ]; then
+  w2v_model=${BAT_W2V_MODEL:-}
+  if [ -z "$w2v_model" ]; then
+    w2v_model="$project/models/random-wav2vec2"
+    random_model make_tiny_speech_encoder "$w2v_model"
+    message="w2v_kmeans uses a small wav2vec2 with RANDOM weights (no pretrained checkpoint here; set BAT_W2V_MODEL): its tokens carry no learned meaning"
+    echo "NOTE: $message"; notes+=(--note "$message")
+  fi
+  echo "== bat-w2v-kmeans: fit a 32-code codebook and encode"
+  "$bin/bat-w2v-kmeans" run --root "$project" --model "$w2v_model" --k 32 --dedup
+fi
+
+if [ -x "$bin/bat-ast-embed" ]; then
+  ast_model=${BAT_AST_MODEL:-}
+  if [ -z "$ast_model" ]; then
+    ast_model="$project/models/random-ast"
+    random_model make_tiny_ast "$ast_model"
+    message="ast uses a small AST with RANDOM weights (no pretrained checkpoint here; set BAT_AST_MODEL): its embeddings carry no learned meaning"
+    echo "NOTE: $message"; notes+=(--note "$message")
+  fi
+  echo "== bat-ast-embed: embed"
+  "$bin/bat-ast-embed" embed --root "$project" --model "$ast_model" --max-frames auto
+fi
+
+echo "== evaluation report"
+"$bin/bat-core" evaluate --root "$project" --label call_type --group site "${notes[@]}"
+echo "== done: $project/derived/report/report.md (manifests in $project/derived/manifests)"

@@ -10,12 +10,13 @@ from bat_ast_embed.config import DEFAULT_MODEL, POOLS, EmbedConfig
 from bat_ast_embed.embed import embed_dataset
 from bat_ast_embed.embedder import ASTEmbedder
 from bat_core.cli_common import (
-    EXIT_CODES_HELP,
+    add_command,
     add_common_arguments,
     add_time_expansion_arguments,
+    cli_main,
+    cli_parser,
     dataset_from_args,
     report_summary,
-    run_main,
     show_progress,
     time_expansion_from_args,
 )
@@ -57,24 +58,20 @@ def _embed(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bat-ast-embed",
-        description="Continuous embeddings of bat recordings from an Audio Spectrogram Transformer. Each "
+    parser, commands = cli_parser(
+        "bat-ast-embed", __version__,
+        "Continuous embeddings of bat recordings from an Audio Spectrogram Transformer. Each "
                     "recording is time-expanded (bat-core) and resampled to the checkpoint's rate, then turned "
                     "into the checkpoint's own filterbank by its own feature extractor, so the model sees what it "
                     "was trained on.",
-        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"bat-ast-embed {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    embed = commands.add_parser(
+    embed = add_command(commands,
         "embed", help="write one embedding per file to derived/ast_features/ast_<stem>.npy",
         description="Embed every selected file through the bat-core store (resumable; failures reported in "
                     "derived/manifests/ast.parquet). Output: float32 (hidden,) per file; with --pool both also "
                     "ast_<stem>.mean.npy; with --sequence also ast_<stem>.sequence.npy, the patch tokens averaged "
                     "over frequency, (time patches, hidden), 10 steps per second of model audio (x time expansion "
-                    "per second of the original recording).",
-        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "per second of the original recording).")
     add_common_arguments(embed, batch_size=8)
     embed.add_argument("--model", default=DEFAULT_MODEL,
                        help=f"Hugging Face name or local folder (save_pretrained) of an AST checkpoint (default: {DEFAULT_MODEL}); "
@@ -94,8 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_main(args.handler, args)
+    return cli_main(build_parser, argv)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,12 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.signal import welch
 
 from bat_core.audio import load_audio
 from bat_core.dataset import Dataset, DatasetItem
 from bat_core.errors import AudioError
 from bat_core.pipeline import iter_prepared, progress
+from bat_core.spectrum import band_share
 from bat_core.time_expansion import DEFAULT_BAT_BAND_HZ
 
 
@@ -35,16 +35,14 @@ def check_file(item: DatasetItem, band: tuple[float, float] = DEFAULT_BAT_BAND_H
     low, high = band
     nyquist = recording.sample_rate / 2
     covered = max(0.0, min(nyquist, high) - low) / (high - low)
-    segment = min(len(recording.samples), 4096)
-    freqs, power = welch(recording.samples, fs=recording.sample_rate, nperseg=segment)
-    total = float(power.sum())
-    in_band = float(power[(freqs >= low) & (freqs <= high)].sum() / total) if total > 0 else 0.0
+    in_band = band_share(recording.samples, recording.sample_rate, low, high)
+    silent = not np.any(recording.samples)
     notes = []
     if recording.channels > 1:
         notes.append(f"{recording.channels} channels (mixed to mono)")
     if covered < 1:
         notes.append(f"Nyquist {nyquist / 1000:g} kHz covers {100 * covered:.0f}% of the bat band")
-    if total == 0:
+    if silent:
         notes.append("digital silence")
     return FileReport(
         item.file_name, recording.sample_rate, recording.channels, recording.seconds,

@@ -10,14 +10,15 @@ from pathlib import Path
 from bat_core.__about__ import __version__
 from bat_core.check import check_dataset
 from bat_core.cli_common import (
-    EXIT_CODES_HELP,
     EXIT_OK,
     EXIT_SOME_FAILED,
+    add_command,
     add_common_arguments,
     add_time_expansion_arguments,
+    cli_main,
+    cli_parser,
     dataset_from_args,
     report_summary,
-    run_main,
     show_progress,
     time_expansion_from_args,
 )
@@ -74,37 +75,31 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bat-core",
-        description="Shared tools of bat-tokenizers: a synthetic demo corpus, a dataset report, and "
-                    "log-mel spectrograms of time-expanded bat recordings.",
-        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser, commands = cli_parser(
+        "bat-core", __version__,
+        "Shared tools of bat-tokenizers: a synthetic demo corpus, a dataset report, "
+                    "log-mel spectrograms of time-expanded bat recordings, and the evaluation report that compares every representation.",
     )
-    parser.add_argument("--version", action="version", version=f"bat-core {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="write the synthetic demo corpus to ROOT",
+    demo = add_command(commands, "demo", help="write the synthetic demo corpus to ROOT",
                                description="Write a deterministic synthetic corpus of labelled bat-like calls "
-                                           "(FM, CF-FM, QCF; 192-384 kHz) to ROOT/data.",
-                               epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                           "(FM, CF-FM, QCF; 192-384 kHz) to ROOT/data.")
     demo.add_argument("root_dir", metavar="ROOT", help="project root to create")
     demo.add_argument("--files", type=int, default=24, help="number of recordings (default: 24)")
     demo.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same corpus")
     demo.set_defaults(handler=_demo)
 
-    check = commands.add_parser("check", help="report files, rates, durations, channels, band coverage, problems",
+    check = add_command(commands, "check", help="report files, rates, durations, channels, band coverage, problems",
                                 description="Read every selected recording and report what the dataset holds "
-                                            "and what is wrong with it. Exit 1 if some files cannot be read.",
-                                epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                            "and what is wrong with it. Exit 1 if some files cannot be read.")
     add_common_arguments(check, device=False, batch_size=None)
     check.add_argument("--json", default=None, help="also write the per-file report as JSON to this path")
     check.set_defaults(handler=_check)
 
-    mels = commands.add_parser("mels", help="write log-mel spectrograms to derived/mels_48k/<stem>.npy",
+    mels = add_command(commands, "mels", help="write log-mel spectrograms to derived/mels_48k/<stem>.npy",
                                description="Compute float32 log-mel spectrograms (n_mels, T) of time-expanded "
                                            "recordings, through the representation store (resumable; the "
-                                           "manifest records every file and what was done to its signal).",
-                               epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                           "manifest records every file and what was done to its signal).")
     add_common_arguments(mels, device=False, batch_size=None)
     defaults = MelConfig()
     mels.add_argument("--sample-rate", type=int, default=defaults.sample_rate, help="mel sample rate in Hz (default: 48000)")
@@ -116,14 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_time_expansion_arguments(mels)
     mels.set_defaults(handler=_mels)
 
-    evaluate = commands.add_parser(
+    evaluate = add_command(commands,
         "evaluate", help="compare every representation written so far against baselines: derived/report/",
         description="Read every representation in derived/manifests (whichever strategies have run), compute token "
                     "statistics (codes used, perplexity, entropy, tokens per second, mean run length, coverage), "
                     "probe a label column with cross-validated logistic regression (folds never split a --group) and "
                     "k-means NMI/purity, do the same for baselines (majority class, MFCC + k-means tokens, mean "
-                    "log-mel), and write derived/report/report.md, report.json and PNG figures.",
-        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "log-mel), and write derived/report/report.md, report.json and PNG figures.")
     add_common_arguments(evaluate, device=False, batch_size=None)
     evaluate.add_argument("--label", default=None, help="label column to probe (default: call_type when present)")
     evaluate.add_argument("--group", default=None, help="column whose groups (site, recording session) a fold never splits")
@@ -135,8 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_main(args.handler, args)
+    return cli_main(build_parser, argv)
 
 
 if __name__ == "__main__":

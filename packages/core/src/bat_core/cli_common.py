@@ -115,3 +115,22 @@ def time_expansion_from_args(args: argparse.Namespace) -> TimeExpansion:
         return TimeExpansion.parse(args.time_expansion, band_low_hz=args.band[0], band_high_hz=args.band[1])
     except ValueError as error:
         raise DatasetError(f"--time-expansion: {error}") from error
+
+
+def cli_parser(prog: str, version: str, description: str) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """A package CLI: ``prog COMMAND ...`` with --version and the exit codes in every --help."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=EXIT_CODES_HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"{prog} {version}")
+    return parser, parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+
+def add_command(commands: argparse._SubParsersAction, name: str, **kwargs) -> argparse.ArgumentParser:
+    kwargs.setdefault("epilog", EXIT_CODES_HELP)
+    kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+    return commands.add_parser(name, **kwargs)
+
+
+def cli_main(build_parser: Callable[[], argparse.ArgumentParser], argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_main(args.handler, args)

@@ -20,9 +20,9 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.signal import welch
 
 from bat_core.audio import resample
+from bat_core.spectrum import band_share
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +86,10 @@ class SignalConversion:
 
 
 def discarded_energy_fraction(samples: np.ndarray, sample_rate: float, cutoff_hz: float) -> float:
-    """Share of the signal's spectral energy above ``cutoff_hz`` (Welch estimate)."""
+    """Share of the signal's spectral energy above ``cutoff_hz``."""
     if cutoff_hz >= sample_rate / 2 or len(samples) < 16:
         return 0.0
-    segment = min(len(samples), 4096)
-    freqs, power = welch(samples, fs=sample_rate, nperseg=segment)
-    total = float(power.sum())
-    if total <= 0:
-        return 0.0
-    return float(power[freqs > cutoff_hz].sum() / total)
+    return band_share(samples, sample_rate, np.nextafter(cutoff_hz, np.inf), sample_rate)
 
 
 def convert_for_model(

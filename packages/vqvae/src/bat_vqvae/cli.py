@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from bat_core.cli_common import (
-    EXIT_CODES_HELP,
     EXIT_OK,
+    add_command,
     add_common_arguments,
     add_time_expansion_arguments,
+    cli_main,
+    cli_parser,
     dataset_from_args,
     report_summary,
-    run_main,
     show_progress,
     time_expansion_from_args,
 )
@@ -98,25 +99,21 @@ def _device(args: argparse.Namespace) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bat-vqvae",
-        description="Learn a discrete codebook of bat acoustic units from your own recordings: a VQ-VAE on "
+    parser, commands = cli_parser(
+        "bat-vqvae", __version__,
+        "Learn a discrete codebook of bat acoustic units from your own recordings: a VQ-VAE on "
                     "log-mel spectrograms (bat-core mels, time-expanded), no pretrained weights, fully offline. "
                     "Typical use: `bat-vqvae train --root ROOT` then `bat-vqvae encode --root ROOT`.",
-        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"bat-vqvae {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     model_help = "model directory (config.json + model.safetensors; default: ROOT/derived/models/vqvae)"
 
-    train_parser = commands.add_parser(
+    train_parser = add_command(commands,
         "train", help="train on random crops of the project's mels (computed if missing)",
         description="Train a VQ-VAE on random fixed-length crops of derived/mels_48k (computed first where "
                     "missing). The codebook starts from k-means over encoder outputs, is updated by EMA, and "
                     "codes unused for a while are restarted on data, so it does not collapse. Logs loss, "
                     "reconstruction error, codebook usage and perplexity to MODEL/train_log.csv (and TensorBoard "
-                    "if installed); checkpoints in safetensors every --checkpoint-every steps; --resume continues.",
-        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "if installed); checkpoints in safetensors every --checkpoint-every steps; --resume continues.")
     add_common_arguments(train_parser, batch_size=TrainConfig().batch_size)
     defaults, model_defaults = TrainConfig(), VQVAEConfig()
     train_parser.add_argument("--model", default=None, help=model_help)
@@ -138,20 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_time_expansion_arguments(train_parser)
     train_parser.set_defaults(handler=_train)
 
-    encode_parser = commands.add_parser(
+    encode_parser = add_command(commands,
         "encode", help="write codes per file to derived/tokens/vqvae/vqvae_<stem>.npy",
         description="Encode every selected file into int16 codes of shape (T', F') (row-major ravel gives the "
                     "flat token order) through the bat-core store: resumable, failures reported in the manifest "
-                    "derived/manifests/vqvae.parquet with frames per second of original audio.",
-        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "derived/manifests/vqvae.parquet with frames per second of original audio.")
     add_common_arguments(encode_parser, batch_size=None)
     encode_parser.add_argument("--model", default=None, help=model_help)
     encode_parser.set_defaults(handler=_encode)
 
-    reconstruct_parser = commands.add_parser(
+    reconstruct_parser = add_command(commands,
         "reconstruct", help="render input vs reconstruction of one file as a PNG",
-        description="Encode and decode one file and draw its log-mel, the reconstruction and the code grid.",
-        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description="Encode and decode one file and draw its log-mel, the reconstruction and the code grid.")
     add_common_arguments(reconstruct_parser, batch_size=None)
     reconstruct_parser.add_argument("file", help="a 'File Name' from annotations.csv (or its stem)")
     reconstruct_parser.add_argument("--model", default=None, help=model_help)
@@ -161,8 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_main(args.handler, args)
+    return cli_main(build_parser, argv)
 
 
 if __name__ == "__main__":

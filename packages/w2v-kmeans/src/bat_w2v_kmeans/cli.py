@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 
 from bat_core.cli_common import (
-    EXIT_CODES_HELP,
     EXIT_OK,
+    add_command,
     add_common_arguments,
     add_time_expansion_arguments,
+    cli_main,
+    cli_parser,
     dataset_from_args,
     report_summary,
-    run_main,
     show_progress,
     time_expansion_from_args,
 )
@@ -89,15 +90,12 @@ def _run(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bat-w2v-kmeans",
-        description="Bio-tokens: frames of a self-supervised speech encoder (wav2vec 2.0, HuBERT, WavLM) on "
+    parser, commands = cli_parser(
+        "bat-w2v-kmeans", __version__,
+        "Bio-tokens: frames of a self-supervised speech encoder (wav2vec 2.0, HuBERT, WavLM) on "
                     "time-expanded bat recordings, clustered by k-means into integer token sequences. "
                     "`run` = `fit` then `encode`, with one encoder pass.",
-        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"bat-w2v-kmeans {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     descriptions = {
         "fit": "Stream every selected file through the encoder, keep a uniform sample of at most --max-fit-frames "
                "frames, fit k-means (k-means++ start, Lloyd on --device) and save the codebook with what it was made "
@@ -110,8 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     }
     handlers = {"fit": _fit_command, "encode": _encode, "run": _run}
     for name, description in descriptions.items():
-        command = commands.add_parser(name, help=description.split(":")[0].split(".")[0], description=description,
-                                      epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+        command = add_command(commands, name, help=description.split(":")[0].split(".")[0], description=description)
         add_common_arguments(command, batch_size=8)
         command.add_argument("--model", default=None if name == "encode" else DEFAULT_MODEL,
                              help=f"Hugging Face name or local folder of a wav2vec2/HuBERT/WavLM checkpoint (default: "
@@ -137,8 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_main(args.handler, args)
+    return cli_main(build_parser, argv)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 CHUNK_ROWS = 16_384  # rows per distance block: bounds memory at CHUNK_ROWS x k
+SEEDING_ROWS_PER_CENTROID = 32
 
 
 class Reservoir:
@@ -54,35 +55,43 @@ class KMeansResult:
     rows: int
 
 
-def nearest(frames: torch.Tensor, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest(frames: torch.Tensor, centroids: torch.Tensor, frame_norms: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Index of and squared distance to the nearest centroid, in row blocks."""
     centroid_norms = centroids.pow(2).sum(1)
+    if frame_norms is None:
+        frame_norms = frames.pow(2).sum(1)
     indices, distances = [], []
     for start in range(0, len(frames), CHUNK_ROWS):
         block = frames[start:start + CHUNK_ROWS]
         scores = torch.addmm(centroid_norms, block, centroids.t(), alpha=-2)
         best, index = scores.min(dim=1)
         indices.append(index)
-        distances.append((best + block.pow(2).sum(1)).clamp(min=0))
+        distances.append((best + frame_norms[start:start + CHUNK_ROWS]).clamp(min=0))
     return torch.cat(indices), torch.cat(distances)
 
 
 def _kmeans_plus_plus(frames: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    """Greedy k-means++ (as scikit-learn: 2 + log k candidates per step, keep the best)."""
+    """Greedy k-means++ (as scikit-learn: 2 + log k candidates per step, keep the best).
+
+    Distances come from one (n x candidates) matrix product per step with precomputed
+    norms, not ``cdist``: this start was 95% of the fit time before."""
     n = len(frames)
     trials = 2 + int(np.log(k))
-    first = torch.randint(n, (1,), generator=generator, device="cpu").item()
-    centroids = [frames[first]]
-    closest = (frames - frames[first]).pow(2).sum(1)
+    norms = frames.pow(2).sum(1)
+    first = int(torch.randint(n, (1,), generator=generator))
+    chosen = [first]
+    closest = (norms - 2 * frames @ frames[first] + norms[first]).clamp(min=0)
     for _ in range(1, k):
-        weights = closest / closest.sum() if closest.sum() > 0 else torch.full_like(closest, 1 / n)
+        total = closest.sum()
+        weights = closest / total if total > 0 else torch.full_like(closest, 1 / n)
         candidates = torch.multinomial(weights.cpu(), trials, replacement=True, generator=generator).to(frames.device)
-        candidate_distances = torch.cdist(frames, frames[candidates]).pow(2)  # (n, trials)
-        potentials = torch.minimum(closest[:, None], candidate_distances).sum(0)
-        best = int(potentials.argmin())
-        centroids.append(frames[candidates[best]])
-        closest = torch.minimum(closest, candidate_distances[:, best])
-    return torch.stack(centroids)
+        distances = torch.addmm(norms[candidates][None, :] + norms[:, None], frames, frames[candidates].t(), alpha=-2)
+        distances = torch.minimum(closest[:, None], distances.clamp(min=0))
+        best = int(distances.sum(0).argmin())
+        chosen.append(int(candidates[best]))
+        closest = distances[:, best]
+    return frames[chosen].clone()
 
 
 def fit_kmeans(sample: np.ndarray, k: int, seed: int = 0, device: str | torch.device = "cpu",
@@ -92,12 +101,15 @@ def fit_kmeans(sample: np.ndarray, k: int, seed: int = 0, device: str | torch.de
         raise ValueError(f"need at least k={k} frames to fit, got {len(sample)}")
     frames = torch.from_numpy(np.ascontiguousarray(sample, dtype=np.float32)).to(device)
     generator = torch.Generator().manual_seed(seed)
-    centroids = _kmeans_plus_plus(frames, k, generator)
+    # seeding needs only a few dozen rows per centroid; Lloyd then runs on every row
+    seeding_rows = frames[torch.randperm(len(frames), generator=generator)[: SEEDING_ROWS_PER_CENTROID * k].to(frames.device)]
+    centroids = _kmeans_plus_plus(seeding_rows, k, generator)
+    frame_norms = frames.pow(2).sum(1)
     previous = float("inf")
     iterations = 0
     for _ in range(max_iter):
         iterations += 1
-        assignment, distances = nearest(frames, centroids)
+        assignment, distances = nearest(frames, centroids, frame_norms)
         inertia = float(distances.sum())
         sums = torch.zeros_like(centroids).index_add_(0, assignment, frames)
         counts = torch.bincount(assignment, minlength=k).to(frames.dtype)
@@ -108,5 +120,5 @@ def fit_kmeans(sample: np.ndarray, k: int, seed: int = 0, device: str | torch.de
         if np.isfinite(previous) and previous - inertia <= tol * previous:
             break
         previous = inertia
-    _, distances = nearest(frames, centroids)
+    _, distances = nearest(frames, centroids, frame_norms)
     return KMeansResult(centroids.cpu().numpy(), float(distances.sum()), iterations, len(frames))
