@@ -15,6 +15,7 @@ def test_length_batches_group_equal_lengths_only():
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     with pytest.raises(ValueError):
         length_batches(lengths, 0)
+    assert length_batches(lengths, batch_size=8, max_total=256) == [[1, 3], [0, 2], [5, 6], [4]]
 
 
 def test_chunks():

@@ -16,14 +16,18 @@ def bucket_length(length: int, bucket: int, minimum: int = 1, maximum: int | Non
     return min(rounded, maximum) if maximum is not None else rounded
 
 
-def length_batches(run_lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of equal run length (shortest first), at most ``batch_size`` each."""
+def length_batches(run_lengths: Sequence[int], batch_size: int, max_total: int | None = None) -> list[list[int]]:
+    """Indices grouped into batches of equal run length (shortest first): at most ``batch_size``
+    items and, when given, at most ``max_total`` summed length (one item always fits), so a batch
+    of long windows does not take many times the memory of a batch of short ones."""
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     order = sorted(range(len(run_lengths)), key=lambda i: (run_lengths[i], i))
     batches: list[list[int]] = []
     for index in order:
-        if batches and len(batches[-1]) < batch_size and run_lengths[batches[-1][0]] == run_lengths[index]:
+        length = run_lengths[index]
+        if (batches and len(batches[-1]) < batch_size and run_lengths[batches[-1][0]] == length
+                and (max_total is None or (len(batches[-1]) + 1) * length <= max_total)):
             batches[-1].append(index)
         else:
             batches.append([index])

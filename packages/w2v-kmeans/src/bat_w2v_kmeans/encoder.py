@@ -34,7 +34,8 @@ class _Chunk:
 
 class SpeechEncoder:
     def __init__(self, model, extractor, model_id: str, layer: int | None = None, device: str | torch.device = "cpu",
-                 window_seconds: float = 30.0, overlap_seconds: float = 1.0, bucket_seconds: float = 0.25):
+                 window_seconds: float = 30.0, overlap_seconds: float = 1.0, bucket_seconds: float = 0.25,
+                 max_batch_seconds: float = 16.0):
         self.model = model.eval()
         self.extractor = extractor
         self.model_id = model_id
@@ -47,6 +48,7 @@ class SpeechEncoder:
         self.layer = layer
         self.window = int(window_seconds * self.sample_rate)
         self.hop = self.window - int(overlap_seconds * self.sample_rate)
+        self.max_batch_samples = int(max_batch_seconds * self.sample_rate)  # bounds activation memory
         self.bucket = max(self.samples_per_frame, int(bucket_seconds * self.sample_rate) // self.samples_per_frame * self.samples_per_frame)
 
     @classmethod
@@ -117,7 +119,7 @@ class SpeechEncoder:
             for start, end in bounds:
                 chunks.append(_Chunk(owner, waveform[start:end], bucket_length(end - start, self.bucket, minimum, self.window)))
         outputs: dict[int, np.ndarray] = {}
-        for group in length_batches([c.run_length for c in chunks], batch_size):
+        for group in length_batches([c.run_length for c in chunks], batch_size, self.max_batch_samples):
             for index, frames in zip(group, self._run([chunks[i] for i in group])):
                 outputs[index] = frames
         results, cursor = [], 0
