@@ -94,7 +94,7 @@ def naive(root: Path, model_dir: Path, expansion: float) -> dict:
             "centroids": kmeans.cluster_centers_.tolist(), "tokens": sum(len(t) for t in tokens)}
 
 
-def package(root: Path, model_dir: Path, expansion: float, out: Path) -> dict:
+def package(root: Path, model_dir: Path, expansion: float, out: Path, precision: str = "auto") -> dict:
     """bat-w2v-kmeans as `run` does it: one encoder pass (fit streams frames to a disk cache), fit, encode."""
     import torch
 
@@ -105,7 +105,8 @@ def package(root: Path, model_dir: Path, expansion: float, out: Path) -> dict:
 
     dataset = Dataset.from_root(root, derived=out)
     started = time.perf_counter()
-    tokenizer = W2VKMeansTokenizer(SpeechEncoder.from_pretrained(model_dir, device="cpu"), TimeExpansion.parse(expansion))
+    encoder = SpeechEncoder.from_pretrained(model_dir, device="cpu", precision=precision)
+    tokenizer = W2VKMeansTokenizer(encoder, TimeExpansion.parse(expansion))
     cache = FrameCache(out / "frame_cache")
     extraction_started = time.perf_counter()
     tokenizer.fit(dataset, k=K, max_fit_frames=50_000, seed=0, show_progress=False, frame_sink=cache)
@@ -151,6 +152,8 @@ def side(args) -> None:
         result = naive(root, model_dir, args.time_expansion)
     elif args.side == "package":
         result = package(root, model_dir, args.time_expansion, Path(args.out))
+    elif args.side == "package-bf16":
+        result = package(root, model_dir, args.time_expansion, Path(args.out), precision="bf16")
     else:
         result = bare_forward(root, model_dir, args.time_expansion)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -172,7 +175,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=500)
     parser.add_argument("--time-expansion", type=float, default=1.0)
-    parser.add_argument("--side", choices=["naive", "package", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=["naive", "package", "bare", "package-bf16"], help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -192,10 +195,13 @@ def main() -> None:
         Wav2Vec2Model(Wav2Vec2Config()).save_pretrained(model_dir)
         Wav2Vec2FeatureExtractor(return_attention_mask=False).save_pretrained(model_dir)
         results = {}
-        for name in ("naive", "package", "bare"):
+        from bat_core.device import cpu_supports_bf16
+
+        sides = ("naive", "package", "bare") + (("package-bf16",) if cpu_supports_bf16() else ())
+        for name in sides:
             result_path = tmp_path / f"{name}.json"
             subprocess.run([sys.executable, __file__, "--side", name, "--root", str(root), "--model", str(model_dir),
-                            "--out", str(tmp_path / "derived"), "--result", str(result_path),
+                            "--out", str(tmp_path / f"derived-{name}"), "--result", str(result_path),
                             "--time-expansion", str(args.time_expansion)], check=True)
             results[name] = json.loads(result_path.read_text())
         frames = all_frames(root, model_dir, args.time_expansion)
@@ -213,6 +219,11 @@ def main() -> None:
     print(f"peak memory: package {p['peak_rss_mb'] / n['peak_rss_mb']:.2f}x the naive recipe")
     print(f"package extraction vs bare batched forward over the same audio: {p['extraction_s'] / p['bare_forward_s']:.2f}x "
           f"({p['extraction_s']:.1f} s vs {p['bare_forward_s']:.1f} s)")
+    if "package-bf16" in results:  # opt-in --precision bf16 on a CPU with native bf16
+        b = results["package-bf16"]
+        print(f"opt-in --precision bf16 (CPU has native bf16): total {n['total_s'] / b['total_s']:.2f}x faster, extraction "
+              f"{n['extraction_s'] / b['extraction_s']:.2f}x, peak memory {b['peak_rss_mb'] / n['peak_rss_mb']:.2f}x, "
+              f"inertia {inertia_on_all(frames, b['centroids']) / n_inertia:.3f}x")
 
 
 if __name__ == "__main__":

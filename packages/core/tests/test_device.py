@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from bat_core.device import compute_dtype, resolve_device
+from bat_core.device import compute_dtype, cpu_supports_bf16, resolve_device
 from bat_core.errors import DeviceError
 
 
@@ -28,6 +28,18 @@ def test_dtype_policy():
     assert compute_dtype(cpu) == torch.float32
     assert compute_dtype(cpu, "fp32") == torch.float32
     with pytest.raises(DeviceError, match="on CPU use fp32"):
-        compute_dtype(cpu, "bf16")
+        compute_dtype(cpu, "fp16")
+    with pytest.raises(DeviceError, match="unknown precision"):
+        compute_dtype(cpu, "fp8")
+
+
+def test_bf16_on_cpu_is_opt_in_and_only_where_native():
+    cpu = torch.device("cpu")
+    if cpu_supports_bf16():
+        assert compute_dtype(cpu, "bf16") == torch.bfloat16
+    else:
+        with pytest.raises(DeviceError, match="AVX512-BF16 or AMX"):
+            compute_dtype(cpu, "bf16")
+    assert compute_dtype(cpu) == torch.float32
     assert compute_dtype(torch.device("mps")) == torch.float16
     assert compute_dtype(torch.device("cuda"), "fp16") == torch.float16

@@ -111,3 +111,16 @@ def test_offline_unknown_model_names_the_option(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotFoundError, match="--model PATH"):
         SpeechEncoder.from_pretrained("facebook/wav2vec2-base", device="cpu")
+
+
+def test_opt_in_bf16_on_cpu_stays_close_to_fp32(tiny_wav2vec2):
+    from bat_core.device import cpu_supports_bf16
+
+    if not cpu_supports_bf16():
+        pytest.skip("this CPU has no native bf16 (AVX512-BF16/AMX)")
+    samples = np.random.default_rng(0).standard_normal(16_000).astype(np.float32)
+    fp32 = SpeechEncoder.from_pretrained(tiny_wav2vec2, device="cpu").frames([samples])[0]
+    bf16 = SpeechEncoder.from_pretrained(tiny_wav2vec2, device="cpu", precision="bf16").frames([samples])[0]
+    assert bf16.dtype == np.float32 and bf16.shape == fp32.shape
+    cosine = (fp32 * bf16).sum(1) / (np.linalg.norm(fp32, axis=1) * np.linalg.norm(bf16, axis=1))
+    assert cosine.min() > 0.98

@@ -12,6 +12,7 @@ from bat_ast_embed.embedder import ASTEmbedder
 from bat_core.cli_common import (
     add_command,
     add_common_arguments,
+    add_precision_argument,
     add_time_expansion_arguments,
     cli_main,
     cli_parser,
@@ -49,7 +50,7 @@ def _embed(args: argparse.Namespace) -> int:
         raise BatError(str(error)) from error
     dataset = dataset_from_args(args)
     try:
-        embedder = ASTEmbedder.from_pretrained(config=config, device=args.device)
+        embedder = ASTEmbedder.from_pretrained(config=config, device=args.device, precision=args.precision)
     except ValueError as error:
         raise BatError(str(error)) from error
     summary = embed_dataset(dataset, embedder, batch_size=args.batch_size, overwrite=args.overwrite,
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "over frequency, (time patches, hidden), 10 steps per second of model audio (x time expansion "
                     "per second of the original recording).")
     add_common_arguments(embed, batch_size=8)
+    add_precision_argument(embed)
     embed.add_argument("--model", default=DEFAULT_MODEL,
                        help=f"Hugging Face name or local folder (save_pretrained) of an AST checkpoint (default: {DEFAULT_MODEL}); "
                             "offline, download it elsewhere and pass --model PATH")

@@ -54,12 +54,12 @@ class _Window:
 
 
 class ASTEmbedder:
-    def __init__(self, model, extractor, config: EmbedConfig, device: torch.device):
+    def __init__(self, model, extractor, config: EmbedConfig, device: torch.device, precision: str = "auto"):
         self.model = model.eval()
         self.extractor = extractor
         self.config = config
         self.device = device
-        self.dtype = compute_dtype(device)
+        self.dtype = compute_dtype(device, precision)
         self.model.to(device=device, dtype=self.dtype)
         model_config = model.config
         self.trained_frames = int(model_config.max_length)
@@ -71,7 +71,7 @@ class ASTEmbedder:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path | None = None, config: EmbedConfig | None = None,
-                        device: str = "auto") -> ASTEmbedder:
+                        device: str = "auto", precision: str = "auto") -> ASTEmbedder:
         """Load the extractor and model by Hugging Face name or local folder (``save_pretrained``)."""
         from transformers import ASTFeatureExtractor, ASTModel
 
@@ -80,7 +80,7 @@ class ASTEmbedder:
             config = replace(config, model=str(name_or_path))
         extractor = load_pretrained(ASTFeatureExtractor.from_pretrained, config.model, "AST feature extractor")
         model = load_pretrained(ASTModel.from_pretrained, config.model, "AST model")
-        return cls(model, extractor, config, resolve_device(device))
+        return cls(model, extractor, config, resolve_device(device), precision)
 
     @property
     def sample_rate(self) -> int:

@@ -36,18 +36,34 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def compute_dtype(device: torch.device, precision: Precision = "auto") -> torch.dtype:
-    """fp32 on CPU (half precision is slower there); bf16 on GPUs that have it, else fp16."""
+    """``auto``: fp32 on CPU, bf16 on GPUs that have it (else fp16). An explicit ``bf16`` is also
+    accepted on CPUs that compute it natively (AVX512-BF16 / AMX), where it is opt-in: about 2x
+    faster for transformer encoders, not bit-identical to fp32."""
     if precision == "fp32":
         return torch.float32
+    if precision == "bf16" and device.type == "cpu":
+        if cpu_supports_bf16():
+            return torch.bfloat16
+        raise DeviceError("--precision bf16 on CPU needs AVX512-BF16 or AMX, which this CPU lacks; use fp32 (or auto)")
     if precision in ("fp16", "bf16"):
         if device.type == "cpu":
             raise DeviceError(f"precision {precision} is for GPUs; on CPU use fp32 (or auto)")
         return torch.float16 if precision == "fp16" else torch.bfloat16
+    if precision != "auto":
+        raise DeviceError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "mps":
         return torch.float16
     return torch.float32
+
+
+def cpu_supports_bf16() -> bool:
+    """Native bf16 matrix maths on this CPU (oneDNN's own check)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _mps_available() -> bool:

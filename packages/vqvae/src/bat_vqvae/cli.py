@@ -20,9 +20,11 @@ from bat_core.cli_common import (
     show_progress,
     time_expansion_from_args,
 )
+from bat_core.dataset import Dataset
 from bat_core.errors import BatError
 from bat_core.mels import MelConfig, compute_mels
 from bat_core.paths import ProjectPaths
+from bat_core.store import read_manifest
 from bat_vqvae.__about__ import __version__
 from bat_vqvae.artefact import VQVAETokenizer
 from bat_vqvae.config import TrainConfig, VQVAEConfig
@@ -66,30 +68,21 @@ def _reconstruct(args: argparse.Namespace) -> int:
     model_dir = _model_dir(args)
     tokenizer = VQVAETokenizer.from_pretrained(model_dir, device=_device(args))
     dataset = dataset_from_args(args)
-    matches = [item for item in dataset if item.file_name == args.file or item.stem == args.file]
+    matches = [item for item in dataset if args.file in (item.file_name, item.stem)]
     if not matches:
         raise BatError(f"{args.file!r} is not in {dataset.paths.annotations_csv}")
-    chosen = dataset.select(limit=None)
-    chosen.items = matches[:1]
-    summary = compute_mels(chosen, tokenizer.mel_config, show_progress=False)
+    one_file = Dataset(dataset.paths, matches[:1], dataset.label_columns)
+    summary = compute_mels(one_file, tokenizer.mel_config, show_progress=False)
     if summary.failed:
         raise BatError(f"cannot compute the mel spectrogram of {args.file}: {summary.failures[0][1]}")
-    item = matches[0]
-    mel = np.load(dataset.paths.mels_dir(tokenizer.mel_config.sample_rate) / f"{item.stem}.npy")
+    row = read_manifest(summary.manifest_path).set_index("file_name").loc[matches[0].file_name]
+    mel = np.load(dataset.paths.derived / row["output_path"])
     codes = tokenizer.encode(mel)
     reconstruction = tokenizer.decode(codes, n_frames=mel.shape[1])
-    out = Path(args.out) if args.out else dataset.paths.derived / "vqvae_reconstructions" / f"{item.stem}.png"
-    te = tokenizer.mel_config.time_expansion
-    fps = tokenizer.mel_config.sample_rate * te.factor_for(_rate_of(item.path), tokenizer.mel_config.sample_rate)
-    render_reconstruction(mel, reconstruction, codes, item.file_name, out, fps / tokenizer.mel_config.hop_length)
-    print(f"reconstruction of {item.file_name}: {out}")
+    out = Path(args.out) if args.out else dataset.paths.derived / "vqvae_reconstructions" / f"{matches[0].stem}.png"
+    render_reconstruction(mel, reconstruction, codes, matches[0].file_name, out, row["frames_per_second"])
+    print(f"reconstruction of {matches[0].file_name}: {out}")
     return EXIT_OK
-
-
-def _rate_of(path: Path) -> int:
-    import soundfile
-
-    return soundfile.info(str(path)).samplerate
 
 
 def _device(args: argparse.Namespace) -> str:

@@ -7,9 +7,10 @@
   random encoder output of the current batch (SoundStream, EnCodec, DAC do likewise);
 - optional cosine codes (L2-normalised vectors, as in ViT-VQGAN / DAC).
 
-Written here rather than taken from vector-quantize-pytorch: on our batch shapes that
-library's quantiser step took ~5x the time of this one on CPU (einx dispatch), it adds
-three dependencies, and its defaults change the gradient estimator (rotation trick).
+Written here rather than taken from vector-quantize-pytorch 1.32: with the same settings
+on our batch shape (8192 vectors of 128 dims, forward + backward, CPU) its quantiser step
+took 4.1x the time of this one (220 vs 53 ms), it adds three dependencies (einx, loguru,
+torch-einops-utils), and its defaults change the gradient estimator (rotation trick).
 This is the same algorithm in ~100 lines whose state is plain buffers, so checkpoints
 are safetensors and a resumed run matches an uninterrupted one.
 """

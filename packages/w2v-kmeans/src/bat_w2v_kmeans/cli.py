@@ -10,6 +10,7 @@ from bat_core.cli_common import (
     EXIT_OK,
     add_command,
     add_common_arguments,
+    add_precision_argument,
     add_time_expansion_arguments,
     cli_main,
     cli_parser,
@@ -46,7 +47,7 @@ def _layer(args) -> int | None:
 
 def _encoder(args) -> SpeechEncoder:
     return SpeechEncoder.from_pretrained(args.model, layer=_layer(args), device=args.device,
-                                         window_seconds=args.window_seconds)
+                                         window_seconds=args.window_seconds, precision=args.precision)
 
 
 def _fit(args, frame_sink=None) -> W2VKMeansTokenizer:
@@ -73,7 +74,7 @@ def _encode(args, tokenizer: W2VKMeansTokenizer | None = None, frame_cache: Path
         expansion = None if args.time_expansion is None else time_expansion_from_args(args)
         tokenizer = W2VKMeansTokenizer.from_pretrained(_codebook_dir(args), model=args.model, device=args.device,
                                                        layer=_layer(args), expansion=expansion,
-                                                       window_seconds=args.window_seconds)
+                                                       window_seconds=args.window_seconds, precision=args.precision)
     summary = encode_dataset(dataset_from_args(args), tokenizer, dedup=args.dedup, overwrite=args.overwrite,
                              batch_size=args.batch_size, num_workers=args.num_workers,
                              show_progress=show_progress(args), frame_cache=frame_cache)
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, description in descriptions.items():
         command = add_command(commands, name, help=description.split(":")[0].split(".")[0], description=description)
         add_common_arguments(command, batch_size=8)
+        add_precision_argument(command)
         command.add_argument("--model", default=None if name == "encode" else DEFAULT_MODEL,
                              help=f"Hugging Face name or local folder of a wav2vec2/HuBERT/WavLM checkpoint (default: "
                                   f"{'the codebook' + chr(39) + 's model' if name == 'encode' else DEFAULT_MODEL}); offline, "

@@ -35,12 +35,12 @@ class _Chunk:
 class SpeechEncoder:
     def __init__(self, model, extractor, model_id: str, layer: int | None = None, device: str | torch.device = "cpu",
                  window_seconds: float = 30.0, overlap_seconds: float = 1.0, bucket_seconds: float = 0.25,
-                 max_batch_seconds: float = 16.0):
+                 max_batch_seconds: float = 16.0, precision: str = "auto"):
         self.model = model.eval()
         self.extractor = extractor
         self.model_id = model_id
         self.device = torch.device(device)
-        self.dtype = compute_dtype(self.device)
+        self.dtype = compute_dtype(self.device, precision)
         self.model.to(device=self.device, dtype=self.dtype)
         self.num_layers = int(model.config.num_hidden_layers)
         if layer is not None and not 0 <= layer <= self.num_layers:
