@@ -24,8 +24,14 @@ echo "== dataset check"
 echo "== log-mel spectrograms"
 "$bin/bat-core" mels --root "$project"
 
-random_model() {  # $1 kind, $2 folder: a random-weight encoder saved with save_pretrained
-  "$bin/python" -c "import sys, bat_core.testing as t; t.$1(sys.argv[1])" "$2" >/dev/null
+# A local checkpoint when given, else a random-weight encoder, said plainly (sets $model, adds a report note).
+choose_model() {  # $1 variable naming a local checkpoint, $2 bat_core.testing builder, $3 strategy, $4 its outputs
+  local given=${!1:-}
+  if [ -n "$given" ]; then model=$given; return; fi
+  model="$project/models/random-$3"
+  "$bin/python" -c "import sys, bat_core.testing as t; t.$2(sys.argv[1])" "$model" >/dev/null
+  local message="$3 uses a small encoder with RANDOM weights (no pretrained checkpoint here; set $1): its $4 carry no learned meaning"
+  echo "NOTE: $message"; notes+=(--note "$message")
 }
 
 if [ -x "$bin/bat-vqvae" ]; then
@@ -35,27 +41,15 @@ if [ -x "$bin/bat-vqvae" ]; then
 fi
 
 if [ -x "$bin/bat-w2v-kmeans" ]; then
-  w2v_model=${BAT_W2V_MODEL:-}
-  if [ -z "$w2v_model" ]; then
-    w2v_model="$project/models/random-wav2vec2"
-    random_model make_tiny_speech_encoder "$w2v_model"
-    message="w2v_kmeans uses a small wav2vec2 with RANDOM weights (no pretrained checkpoint here; set BAT_W2V_MODEL): its tokens carry no learned meaning"
-    echo "NOTE: $message"; notes+=(--note "$message")
-  fi
+  choose_model BAT_W2V_MODEL make_tiny_speech_encoder w2v_kmeans tokens
   echo "== bat-w2v-kmeans: fit a 32-code codebook and encode"
-  "$bin/bat-w2v-kmeans" run --root "$project" --model "$w2v_model" --k 32 --dedup
+  "$bin/bat-w2v-kmeans" run --root "$project" --model "$model" --k 32 --dedup
 fi
 
 if [ -x "$bin/bat-ast-embed" ]; then
-  ast_model=${BAT_AST_MODEL:-}
-  if [ -z "$ast_model" ]; then
-    ast_model="$project/models/random-ast"
-    random_model make_tiny_ast "$ast_model"
-    message="ast uses a small AST with RANDOM weights (no pretrained checkpoint here; set BAT_AST_MODEL): its embeddings carry no learned meaning"
-    echo "NOTE: $message"; notes+=(--note "$message")
-  fi
+  choose_model BAT_AST_MODEL make_tiny_ast ast embeddings
   echo "== bat-ast-embed: embed"
-  "$bin/bat-ast-embed" embed --root "$project" --model "$ast_model" --max-frames auto
+  "$bin/bat-ast-embed" embed --root "$project" --model "$model" --max-frames auto
 fi
 
 echo "== evaluation report"

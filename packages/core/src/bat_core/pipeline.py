@@ -61,5 +61,5 @@ def _call(prepare, item):
 
 def progress(iterable: Iterable, total: int, description: str, enabled: bool = True):
     """A tqdm bar on stderr; off with ``-q`` or when ``enabled`` is False."""
-    return tqdm(iterable, total=total, desc=description, unit="file", disable=not enabled,
+    return tqdm(iterable, total=total, desc=description, unit="file", disable=not enabled or total == 0,
                 dynamic_ncols=True, leave=False)
