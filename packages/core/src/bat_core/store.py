@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +203,7 @@ class RepresentationStore:
             config_hash=self.config_hash, config=json.dumps(self.config, default=str),
             model_id=self.model_id, package_versions=self.package_versions,
             source_fingerprint=fingerprint,
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             extra=json.dumps(dict(extra or {}), default=str),
         )
         if conversion is not None:
