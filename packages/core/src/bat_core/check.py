@@ -58,16 +58,12 @@ class DatasetReport:
     def problems(self) -> list[FileReport]:
         return [f for f in self.files if f.problem]
 
-    @property
-    def unreadable(self) -> list[FileReport]:
-        return [f for f in self.files if f.sample_rate is None]
-
     def as_records(self) -> list[dict]:
         return [asdict(f) for f in self.files]
 
     def text(self) -> str:
         readable = [f for f in self.files if f.sample_rate is not None]
-        lines = [f"files: {len(self.files)} ({len(readable)} readable, {len(self.unreadable)} unreadable)"]
+        lines = [f"files: {len(self.files)} ({len(readable)} readable, {len(self.problems)} unreadable)"]
         if readable:
             rates = Counter(f.sample_rate for f in readable)
             seconds = np.array([f.seconds for f in readable])

@@ -39,7 +39,7 @@ def _check(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report.as_records(), indent=2))
         print(f"per-file report: {args.json}")
-    return EXIT_SOME_FAILED if report.unreadable else EXIT_OK
+    return EXIT_SOME_FAILED if report.problems else EXIT_OK
 
 
 def _mels(args: argparse.Namespace) -> int:
