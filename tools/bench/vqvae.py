@@ -31,13 +31,12 @@ from torch import nn
 
 from bat_core.dataset import Dataset
 from bat_core.demo import write_demo_corpus
-from bat_core.mels import MelConfig
+from bat_core.mels import MelConfig, load_mels
 from bat_core.metrics import code_counts, perplexity, usage
 from bat_core.testing import find_shared_bats
 from bat_vqvae import TrainConfig, VQVAEConfig, train
 from bat_vqvae.artefact import VQVAETokenizer
 from bat_vqvae.data import split_holdout
-from bat_vqvae.train import load_mels
 
 
 class NaiveVQVAE(nn.Module):

@@ -17,7 +17,7 @@ from bat_core.audio import load_audio
 from bat_core.dataset import Dataset, DatasetItem
 from bat_core.pipeline import iter_prepared, progress
 from bat_core.provenance import config_dict
-from bat_core.store import RepresentationStore, RunSummary
+from bat_core.store import RepresentationStore, RunSummary, read_manifest
 from bat_core.time_expansion import SignalConversion, TimeExpansion, convert_for_model
 
 
@@ -108,3 +108,19 @@ def compute_mels(
                 seconds=seconds, conversion=conversion,
             )
         return store.finish()
+
+
+def mel_rows(dataset: Dataset, config: MelConfig = MelConfig(), *, num_workers: int = 2,
+             show_progress: bool = True) -> dict[str, dict]:
+    """Compute the mels still missing (resumable), then every dataset file's manifest row by file name
+    (``status``, ``reason``, ``output_path`` relative to ``derived``, ``frames_per_second``, provenance)."""
+    compute_mels(dataset, config, num_workers=num_workers, show_progress=show_progress)
+    wanted = {item.file_name for item in dataset}
+    manifest = read_manifest(dataset.paths.manifest_path(config.representation))
+    return {row["file_name"]: row for row in manifest.to_dict(orient="records") if row["file_name"] in wanted}
+
+
+def load_mels(dataset: Dataset, config: MelConfig = MelConfig(), **kwargs) -> dict[str, np.ndarray]:
+    """The mel arrays of every dataset file that has one (computed where missing), by file name."""
+    rows = mel_rows(dataset, config, **kwargs)
+    return {name: np.load(dataset.paths.derived / row["output_path"]) for name, row in rows.items() if row["status"] == "ok"}

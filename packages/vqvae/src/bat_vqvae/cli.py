@@ -22,9 +22,8 @@ from bat_core.cli_common import (
 )
 from bat_core.dataset import Dataset
 from bat_core.errors import BatError
-from bat_core.mels import MelConfig, compute_mels
+from bat_core.mels import MelConfig, mel_rows
 from bat_core.paths import ProjectPaths
-from bat_core.store import read_manifest
 from bat_vqvae.__about__ import __version__
 from bat_vqvae.artefact import VQVAETokenizer
 from bat_vqvae.config import TrainConfig, VQVAEConfig
@@ -72,10 +71,9 @@ def _reconstruct(args: argparse.Namespace) -> int:
     if not matches:
         raise BatError(f"{args.file!r} is not in {dataset.paths.annotations_csv}")
     one_file = Dataset(dataset.paths, matches[:1], dataset.label_columns)
-    summary = compute_mels(one_file, tokenizer.mel_config, show_progress=False)
-    if summary.failed:
-        raise BatError(f"cannot compute the mel spectrogram of {args.file}: {summary.failures[0][1]}")
-    row = read_manifest(summary.manifest_path).set_index("file_name").loc[matches[0].file_name]
+    row = mel_rows(one_file, tokenizer.mel_config, show_progress=False)[matches[0].file_name]
+    if row["status"] != "ok":
+        raise BatError(f"cannot compute the mel spectrogram of {args.file}: {row['reason']}")
     mel = np.load(dataset.paths.derived / row["output_path"])
     codes = tokenizer.encode(mel)
     reconstruction = tokenizer.decode(codes, n_frames=mel.shape[1])

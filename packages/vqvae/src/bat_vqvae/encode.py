@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
 import numpy as np
 
 from bat_core.dataset import Dataset
-from bat_core.mels import compute_mels
+from bat_core.mels import mel_rows
 from bat_core.pipeline import progress
-from bat_core.store import RepresentationStore, RunSummary, read_manifest
+from bat_core.store import RepresentationStore, RunSummary
 from bat_core.time_expansion import SignalConversion
 from bat_vqvae.artefact import VQVAETokenizer
 
 REPRESENTATION = "vqvae"
-SIGNAL_FIELDS = ("original_sample_rate", "time_expansion", "target_sample_rate", "kept_up_to_hz",
-                 "discarded_energy_fraction", "band_warning")
+SIGNAL_FIELDS = [f.name for f in fields(SignalConversion)]
 
 
 def vqvae_store(dataset: Dataset, tokenizer: VQVAETokenizer, model_id: str) -> RepresentationStore:
@@ -36,14 +35,12 @@ def encode_dataset(
     show_progress: bool = True,
 ) -> RunSummary:
     """Codes per file (int16, ``(T', F')``); files whose mel failed become failed rows with the reason."""
-    compute_mels(dataset, tokenizer.mel_config, num_workers=num_workers, show_progress=show_progress)
-    mel_rows = {row["file_name"]: row for row in read_manifest(
-        dataset.paths.manifest_path(tokenizer.mel_config.representation)).to_dict(orient="records")}
+    rows = mel_rows(dataset, tokenizer.mel_config, num_workers=num_workers, show_progress=show_progress)
     store = vqvae_store(dataset, tokenizer, model_id)
     todo = store.begin(list(dataset), overwrite=overwrite)
     with store:
         for item in progress(todo, len(todo), "encode", show_progress):
-            row = mel_rows.get(item.file_name)
+            row = rows.get(item.file_name)
             if row is None or row["status"] != "ok":
                 store.fail(item, f"no mel spectrogram: {row['reason'] if row else 'not computed'}")
                 continue
@@ -52,7 +49,7 @@ def encode_dataset(
             except (OSError, ValueError) as error:
                 store.fail(item, f"cannot encode its mel spectrogram: {error}")
                 continue
-            conversion = SignalConversion(**{field: row[field] for field in SIGNAL_FIELDS})
+            conversion = SignalConversion(**{name: row[name] for name in SIGNAL_FIELDS})
             store.write(
                 item, codes, frames_per_second=row["frames_per_second"] / tokenizer.config.stride,
                 seconds=row["seconds"], conversion=conversion,

@@ -22,10 +22,9 @@ from safetensors.torch import load_file, save_file
 from bat_core.dataset import Dataset
 from bat_core.device import resolve_device
 from bat_core.errors import BatError, ConfigMismatchError
-from bat_core.mels import MelConfig, compute_mels
+from bat_core.mels import MelConfig, load_mels
 from bat_core.metrics import code_counts, perplexity, usage
 from bat_core.pipeline import progress
-from bat_core.store import read_manifest
 from bat_vqvae.artefact import VQVAETokenizer
 from bat_vqvae.config import TrainConfig, VQVAEConfig
 from bat_vqvae.data import MelNormalizer, random_crops, split_holdout
@@ -49,15 +48,6 @@ class TrainResult:
         return (f"vqvae: {self.steps} steps, {self.samples_per_second:.1f} crops/s; held-back files "
                 f"({len(self.holdout_files)}): usage {100 * self.holdout_usage:.1f}%, perplexity "
                 f"{self.holdout_perplexity:.1f}, reconstruction MSE {self.holdout_mse:.3f} -> {self.model_dir}")
-
-
-def load_mels(dataset: Dataset, mel_config: MelConfig, show_progress: bool = True, num_workers: int = 2) -> dict[str, np.ndarray]:
-    """bat-core mels of the dataset (computed where missing, same parameters), by file name."""
-    compute_mels(dataset, mel_config, num_workers=num_workers, show_progress=show_progress)
-    manifest = read_manifest(dataset.paths.manifest_path(mel_config.representation))
-    wanted = {item.file_name for item in dataset}
-    rows = manifest[(manifest.status == "ok") & manifest.file_name.isin(wanted)]
-    return {row.file_name: np.load(dataset.paths.derived / row.output_path) for row in rows.itertuples()}
 
 
 def masked_mse(reconstruction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -96,7 +86,7 @@ def train(
     model_dir = Path(model_dir)
     if model_config.n_mels != mel_config.n_mels:
         model_config = VQVAEConfig(**{**asdict(model_config), "n_mels": mel_config.n_mels})
-    mels_by_name = load_mels(dataset, mel_config, show_progress, num_workers)
+    mels_by_name = load_mels(dataset, mel_config, num_workers=num_workers, show_progress=show_progress)
     names = sorted(mels_by_name)
     if len(names) < 2:
         raise BatError(f"need at least 2 files with mel spectrograms to train, found {len(names)}")

@@ -20,8 +20,7 @@ from bat_core.evaluate.probes import ProbeResult, bag_of_tokens, probe
 from bat_core.evaluate.report import write_report
 from bat_core.evaluate.representations import discover
 from bat_core.evaluate.statistics import token_statistics
-from bat_core.mels import MelConfig, compute_mels
-from bat_core.store import read_manifest
+from bat_core.mels import MelConfig, mel_rows
 
 __all__ = ["EvaluationReport", "evaluate_project"]
 
@@ -58,11 +57,10 @@ def evaluate_project(dataset: Dataset, label: str | None = None, group: str | No
     notes = list(notes or [])
 
     mel_config = MelConfig()
-    compute_mels(dataset, mel_config, num_workers=num_workers, show_progress=show_progress)
-    mel_manifest = read_manifest(paths.manifest_path(mel_config.representation))
-    mel_rows = mel_manifest[(mel_manifest.status == "ok") & mel_manifest.file_name.isin(names)]
-    mels = {r.file_name: np.load(paths.derived / r.output_path) for r in mel_rows.itertuples()}
-    mel_fps = {r.file_name: r.frames_per_second for r in mel_rows.itertuples()}
+    ok_rows = {n: r for n, r in mel_rows(dataset, mel_config, num_workers=num_workers,
+                                             show_progress=show_progress).items() if r["status"] == "ok"}
+    mels = {n: np.load(paths.derived / r["output_path"]) for n, r in ok_rows.items()}
+    mel_fps = {n: r["frames_per_second"] for n, r in ok_rows.items()}
 
     rows, figures = [], []
     representations = discover(paths)
