@@ -21,3 +21,12 @@ def test_length_batches_group_equal_lengths_only():
 def test_chunks():
     assert list(chunks(range(5), 2)) == [[0, 1], [2, 3], [4]]
     assert list(chunks([], 3)) == []
+
+
+def test_chunks_bounded_by_total_size():
+    sizes = [1, 1, 5, 1, 1, 1, 1]
+    got = list(chunks(sizes, 3, max_total=3, size_of=float))
+    assert got == [[1, 1], [5], [1, 1, 1], [1]]  # an item over the bound goes alone; the count bound still holds
+    assert sum(got, []) == sizes
+    with pytest.raises(ValueError):
+        list(chunks(sizes, 3, max_total=3))

@@ -70,6 +70,22 @@ def test_frames_do_not_depend_on_batch_mates_and_windows_stitch(tiny_wav2vec2, t
     assert abs(len(frames) - windowed.frame_count(40_000)) <= 1
 
 
+def test_long_recordings_are_encoded_a_few_at_a_time_with_the_same_frames(tiny_wav2vec2, demo_root, monkeypatch):
+    import bat_w2v_kmeans.tokenizer as module
+
+    tokenizer = W2VKMeansTokenizer(SpeechEncoder.from_pretrained(tiny_wav2vec2, device="cpu"))
+    items = list(Dataset.from_root(demo_root))[:6]
+    together = [r.frames for r in tokenizer.iter_frames(items, num_workers=0, show_progress=False)]
+    held = []
+    original = tokenizer.encoder.frames
+    monkeypatch.setattr(tokenizer.encoder, "frames", lambda waves, *a: held.append(len(waves)) or original(waves, *a))
+    monkeypatch.setattr(module, "SECONDS_PER_CHUNK", 1e-3)  # every recording is "long": one per chunk
+    alone = [r.frames for r in tokenizer.iter_frames(items, num_workers=0, show_progress=False)]
+    assert held == [1] * len(items)
+    for a, b in zip(together, alone):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_codebook_of_another_model_or_layer_is_refused(tiny_wav2vec2, tiny_hubert, demo_root, tmp_path):
     fitted(tiny_wav2vec2, demo_root).save(tmp_path / "codebook")
     with pytest.raises(ConfigMismatchError, match="model_fingerprint"):

@@ -13,6 +13,7 @@ from bat_core.store import RepresentationStore, RunSummary
 
 REPRESENTATION = "ast"
 FILES_PER_CHUNK = 64  # decoded filterbanks held at once; windows of a chunk are batched by length
+FRAMES_PER_CHUNK = 60_000  # ...and at most this many filterbank frames (10 min of model time), for long recordings
 
 
 def ast_store(dataset: Dataset, embedder: ASTEmbedder) -> RepresentationStore:
@@ -43,12 +44,17 @@ def embed_dataset(
     with store:
         prepared = iter_prepared(todo, prepare, num_workers)
         bar = progress(prepared, len(todo), "embed", show_progress)
-        for chunk in chunks(bar, FILES_PER_CHUNK):
+        for chunk in chunks(bar, FILES_PER_CHUNK, FRAMES_PER_CHUNK, _frames_held):
             for item, _, reason in chunk:
                 if reason is not None:
                     store.fail(item, reason)
             _write_chunk(store, embedder, [(item, features) for item, features, reason in chunk if reason is None], batch_size)
         return store.finish()
+
+
+def _frames_held(prepared) -> int:
+    _, features, _ = prepared
+    return 0 if features is None else len(features.frames)
 
 
 def _write_chunk(store: RepresentationStore, embedder: ASTEmbedder, chunk, batch_size: int) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import TypeVar
 
@@ -34,8 +34,27 @@ def length_batches(run_lengths: Sequence[int], batch_size: int, max_total: int |
     return batches
 
 
-def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
-    """Consecutive lists of ``size`` items (the last may be shorter)."""
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
+def chunks(items: Iterable[Item], size: int, max_total: float | None = None,
+           size_of: Callable[[Item], float] | None = None) -> Iterator[list[Item]]:
+    """Consecutive lists of at most ``size`` items and, when given, at most ``max_total`` summed
+    ``size_of(item)`` (one item always fits): a run of long recordings is held a few at a time."""
+    if size < 1:
+        raise ValueError(f"chunk size must be >= 1, got {size}")
+    if max_total is None:
+        iterator = iter(items)
+        while chunk := list(islice(iterator, size)):
+            yield chunk
+        return
+    if size_of is None:
+        raise ValueError("max_total needs size_of")
+    chunk: list[Item] = []
+    total = 0.0
+    for item in items:
+        weight = size_of(item)
+        if chunk and (len(chunk) >= size or total + weight > max_total):
+            yield chunk
+            chunk, total = [], 0.0
+        chunk.append(item)
+        total += weight
+    if chunk:
         yield chunk

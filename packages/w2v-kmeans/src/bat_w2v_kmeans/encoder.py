@@ -23,6 +23,10 @@ from bat_core.pretrained import load_pretrained
 from bat_core.windows import stitch_frames, window_bounds
 
 DEFAULT_MODEL = "facebook/wav2vec2-base"
+# Audio seconds per forward pass. On CPU a batch of 8 s runs as fast as one of 16 s (7 s clips,
+# base model, 2 threads) with ~150 MB less peak memory; GPUs want wider batches.
+CPU_BATCH_SECONDS = 8.0
+ACCELERATOR_BATCH_SECONDS = 16.0
 
 
 @dataclass
@@ -35,7 +39,7 @@ class _Chunk:
 class SpeechEncoder:
     def __init__(self, model, extractor, model_id: str, layer: int | None = None, device: str | torch.device = "cpu",
                  window_seconds: float = 30.0, overlap_seconds: float = 1.0, bucket_seconds: float = 0.25,
-                 max_batch_seconds: float = 16.0, precision: str = "auto"):
+                 max_batch_seconds: float | None = None, precision: str = "auto"):
         self.model = model.eval()
         self.extractor = extractor
         self.model_id = model_id
@@ -48,6 +52,8 @@ class SpeechEncoder:
         self.layer = layer
         self.window = int(window_seconds * self.sample_rate)
         self.hop = self.window - int(overlap_seconds * self.sample_rate)
+        if max_batch_seconds is None:
+            max_batch_seconds = CPU_BATCH_SECONDS if self.device.type == "cpu" else ACCELERATOR_BATCH_SECONDS
         self.max_batch_samples = int(max_batch_seconds * self.sample_rate)  # bounds activation memory
         self.bucket = max(self.samples_per_frame, int(bucket_seconds * self.sample_rate) // self.samples_per_frame * self.samples_per_frame)
 

@@ -21,6 +21,7 @@ from bat_w2v_kmeans.encoder import SpeechEncoder
 from bat_w2v_kmeans.kmeans import Reservoir, fit_kmeans, nearest
 
 FILES_PER_CHUNK = 32  # decoded recordings held at once; their windows are batched by length
+SECONDS_PER_CHUNK = 600.0  # ...and at most this much model-time audio, so long recordings do not pile up
 
 
 @dataclass
@@ -95,8 +96,12 @@ class W2VKMeansTokenizer:
                                                       self.encoder.sample_rate, self.expansion)
             return converted, conversion, recording.seconds
 
+        def model_seconds(prepared) -> float:
+            _, result, _ = prepared
+            return 0.0 if result is None else len(result[0]) / self.encoder.sample_rate
+
         prepared = progress(iter_prepared(items, prepare, num_workers), len(items), description, show_progress)
-        for chunk in chunks(prepared, FILES_PER_CHUNK):
+        for chunk in chunks(prepared, FILES_PER_CHUNK, SECONDS_PER_CHUNK, model_seconds):
             good = [(item, result) for item, result, reason in chunk if reason is None]
             frames = self.encoder.frames([result[0] for _, result in good], batch_size) if good else []
             by_name = {item.file_name: (result, f) for (item, result), f in zip(good, frames)}
