@@ -53,6 +53,17 @@ def test_outputs_manifest_and_accounting(demo_root):
     assert out.with_name(out.name.replace(".npy", ".runs.npy")).is_file()
     assert manifest[manifest.status == "failed"].reason.tolist() == ["broken on purpose"]
     assert not list(dataset.paths.derived.rglob("*.tmp")), "no temporary files left behind"
+    assert summary.band_warnings == 0 and "spectrum" not in summary.line()
+
+
+def test_summary_counts_files_that_lost_their_band(demo_root):
+    dataset = Dataset.from_root(demo_root)
+    store = toy_store(dataset)
+    lossy = SignalConversion(250_000, 1.0, 16_000, 8_000.0, 0.97, True)
+    for index, item in enumerate(store.begin(list(dataset))):
+        store.write(item, np.zeros(2), conversion=lossy if index < 2 else CONVERSION)
+    summary = store.finish()
+    assert summary.band_warnings == 2 and "2 lost part of their spectrum" in summary.line()
 
 
 def test_rerun_skips_done_and_retries_failed(demo_root):

@@ -55,13 +55,21 @@ def test_call_survives_time_expansion_and_maps_frequency():
     assert conversion.seconds_per_model_second == pytest.approx(0.1)
 
 
-def test_plain_resampling_loses_the_call_and_says_so(caplog):
+def test_plain_resampling_loses_the_call_and_says_so(caplog, monkeypatch):
+    monkeypatch.setattr("bat_core.time_expansion._band_losses_warned", set())
     rate = 250_000
     with caplog.at_level(logging.WARNING):
         out, conversion = convert_for_model(tone(60_000, rate), rate, 16_000, TimeExpansion.parse("1"))
     assert conversion.discarded_energy_fraction > 0.99 and conversion.band_warning
     assert "raise --time-expansion" in caplog.text
     assert np.sqrt(np.mean(out ** 2)) < 0.01  # the call is gone
+    # once per rate: a second file at the same rate is flagged but not warned again; another rate is
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        again = convert_for_model(tone(60_000, rate), rate, 16_000, TimeExpansion.parse("1"))[1]
+        other = convert_for_model(tone(60_000, 192_000), 192_000, 16_000, TimeExpansion.parse("1"))[1]
+    assert again.band_warning and other.band_warning
+    assert caplog.text.count("raise --time-expansion") == 1 and "192000 Hz" in caplog.text
 
 
 def test_energy_fraction_of_two_tones():

@@ -55,6 +55,7 @@ class RunSummary:
     output_dir: Path | None = None
     manifest_path: Path | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)
+    band_warnings: int = 0  # files whose conversion discarded more of the spectrum than the threshold
 
     @property
     def accounted(self) -> bool:
@@ -65,6 +66,8 @@ class RunSummary:
             f"{self.representation}: {self.given} given, {self.done} done, "
             f"{self.skipped} skipped (already done), {self.failed} failed in {self.seconds:.1f} s"
             f" -> {self.output_dir} (manifest {self.manifest_path})"
+            + (f"; {self.band_warnings} lost part of their spectrum to the conversion (manifest column band_warning)"
+               if self.band_warnings else "")
         )
 
 
@@ -161,6 +164,7 @@ class RepresentationStore:
         )
         self._record(row)
         self._summary.done += 1
+        self._summary.band_warnings += bool(conversion is not None and conversion.band_warning)
         return target
 
     def fail(self, item: DatasetItem, reason: str, conversion: SignalConversion | None = None) -> None:

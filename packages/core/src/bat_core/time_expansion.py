@@ -92,6 +92,24 @@ def discarded_energy_fraction(samples: np.ndarray, sample_rate: float, cutoff_hz
     return band_share(samples, sample_rate, np.nextafter(cutoff_hz, np.inf), sample_rate)
 
 
+_band_losses_warned: set[tuple[int, float, int]] = set()
+
+
+def _warn_band_loss(discarded: float, kept_up_to_hz: float, factor: float, target_rate: int, sample_rate: int) -> None:
+    """Warn once per (recording rate, factor, model rate) in a process, so 10,000 files give one
+    line each kind, not 10,000; every file's loss is in its manifest row and the run summary."""
+    key = (int(sample_rate), float(factor), int(target_rate))
+    level = logging.DEBUG if key in _band_losses_warned else logging.WARNING
+    _band_losses_warned.add(key)
+    log.log(
+        level,
+        "%.0f%% of the spectral energy lies above %.0f Hz and is discarded by time expansion %g at %d Hz "
+        "(recording at %d Hz); raise --time-expansion to keep it (warned once per rate; each file is counted "
+        "in the run summary and flagged in the manifest column band_warning)",
+        100 * discarded, kept_up_to_hz, factor, target_rate, sample_rate,
+    )
+
+
 def convert_for_model(
     samples: np.ndarray,
     sample_rate: int,
@@ -105,11 +123,7 @@ def convert_for_model(
     discarded = discarded_energy_fraction(samples, sample_rate, kept_up_to_hz)
     warning = discarded > expansion.warn_fraction
     if warning:
-        log.warning(
-            "%.0f%% of the spectral energy lies above %.0f Hz and is discarded by time "
-            "expansion %g at %d Hz (recording at %d Hz); raise --time-expansion to keep it",
-            100 * discarded, kept_up_to_hz, factor, target_rate, sample_rate,
-        )
+        _warn_band_loss(discarded, kept_up_to_hz, factor, target_rate, sample_rate)
     converted = resample(samples, expanded_rate, target_rate)
     conversion = SignalConversion(
         original_sample_rate=int(sample_rate),
