@@ -22,7 +22,7 @@ from bat_core.cli_common import (
 from bat_core.paths import ProjectPaths
 from bat_w2v_kmeans.__about__ import __version__
 from bat_w2v_kmeans.encode import FrameCache, encode_dataset
-from bat_w2v_kmeans.encoder import DEFAULT_MODEL, SpeechEncoder
+from bat_w2v_kmeans.encoder import DEFAULT_MODEL, WINDOW_SECONDS, SpeechEncoder
 from bat_w2v_kmeans.tokenizer import W2VKMeansTokenizer
 
 LAYER_HELP = (
@@ -118,9 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
                                   "download it elsewhere and pass --model PATH")
         command.add_argument("--layer", default=None if name == "encode" else "last", help=LAYER_HELP)
         command.add_argument("--codebook", default=None, help="codebook directory (default: ROOT/derived/models/w2v_kmeans)")
-        command.add_argument("--window-seconds", type=float, default=30.0,
+        command.add_argument("--window-seconds", type=float, default=WINDOW_SECONDS,
                              help="long recordings reach the encoder in windows of this many seconds of model audio, "
-                                  "overlapping by 1 s, frames stitched back (default: 30)")
+                                  "overlapping by 1 s, frames stitched back (default: %(default)g, about the longest crop "
+                                  "wav2vec2 and HuBERT were pretrained on; longer windows cost memory and attention time)")
         if name in ("fit", "run"):
             command.add_argument("--k", type=int, default=128, help="codebook size (default: 128)")
             command.add_argument("--max-fit-frames", type=int, default=50_000,
