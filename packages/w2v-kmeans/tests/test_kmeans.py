@@ -7,7 +7,7 @@ from bat_w2v_kmeans.kmeans import Reservoir, fit_kmeans, nearest
 
 
 def test_reservoir_is_bounded_and_uniform():
-    reservoir = Reservoir(capacity=1000, dim=1, seed=0)
+    reservoir = Reservoir(capacity=1000, dim=1, seed=0, dtype=np.float32)  # row numbers as values: exact
     for start in range(0, 100_000, 7_000):
         block = np.arange(start, min(start + 7_000, 100_000), dtype=np.float32)[:, None]
         reservoir.add(block)
@@ -22,6 +22,18 @@ def test_reservoir_keeps_everything_under_capacity():
     reservoir = Reservoir(capacity=50, dim=2)
     reservoir.add(np.ones((30, 2)))
     assert reservoir.sample().shape == (30, 2)
+
+
+def test_half_precision_reservoir_fits_the_same_codebook():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 5, (8, 16))
+    frames = (centres[rng.integers(8, size=4000)] + rng.normal(0, 1, (4000, 16))).astype(np.float32)
+    half, full = Reservoir(10_000, 16), Reservoir(10_000, 16, dtype=np.float32)
+    half.add(frames), full.add(frames)
+    assert half.sample().dtype == np.float16 and half.sample().nbytes * 2 == full.sample().nbytes
+    a, b = fit_kmeans(half.sample(), 8, seed=0), fit_kmeans(full.sample(), 8, seed=0)
+    assert a.inertia == pytest.approx(b.inertia, rel=1e-3)
+    np.testing.assert_allclose(a.centroids, b.centroids, atol=1e-2)
 
 
 def test_kmeans_matches_sklearn_inertia_and_is_seeded():
