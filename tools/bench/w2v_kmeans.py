@@ -3,8 +3,9 @@
 Corpus: N files (default 500) cycling through the real recordings in shared/bats (the
 synthetic demo corpus if absent). Encoder: a base-size wav2vec2 (95M parameters) with random
 weights, saved with save_pretrained and loaded from disk by both sides. Equal work: the same
-seconds of audio reach the encoder on both sides (time expansion 1 by default, as the naive
-recipe resamples straight to 16 kHz; `--time-expansion 15` gives both sides x15 audio).
+seconds of audio reach the encoder on both sides: time expansion 15 by default (what the package's
+`auto` picks at 16 kHz so calls up to 120 kHz survive; the naive side loads at 16000*15 Hz and reads
+that as 16 kHz); `--time-expansion 1` is the naive recipe's straight resampling, which keeps no call.
 
 naive: per file librosa.load(sr=16000) (time-expanded: sr=16000*K read as 16000), the feature
 extractor, a single-file forward, frames kept in a list; sklearn KMeans(128, random_state=0)
@@ -174,7 +175,7 @@ def all_frames(root: Path, model_dir: Path, expansion: float) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=500)
-    parser.add_argument("--time-expansion", type=float, default=1.0)
+    parser.add_argument("--time-expansion", type=float, default=15.0)
     parser.add_argument("--side", choices=["naive", "package", "bare", "package-bf16"], help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
