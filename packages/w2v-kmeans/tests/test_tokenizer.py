@@ -7,7 +7,7 @@ from bat_core.audio import load_audio
 from bat_core.dataset import Dataset
 from bat_core.errors import ConfigMismatchError, ModelNotFoundError
 from bat_core.store import read_manifest
-from bat_core.testing import add_bad_files
+from bat_core.testing import add_bad_files, make_tiny_speech_encoder
 from bat_core.time_expansion import TimeExpansion
 from bat_w2v_kmeans import SpeechEncoder, W2VKMeansTokenizer, encode_dataset, run_lengths
 
@@ -55,11 +55,13 @@ def test_layer_choice_changes_features(tiny_wav2vec2):
         SpeechEncoder.from_pretrained(tiny_wav2vec2, layer=5, device="cpu")
 
 
-def test_frames_do_not_depend_on_batch_mates_and_windows_stitch(tiny_wav2vec2, tiny_hubert):
+def test_frames_do_not_depend_on_batch_mates_and_windows_stitch(tiny_wav2vec2, tiny_hubert, tmp_path):
     rng = np.random.default_rng(0)
     short, other = rng.standard_normal(5_000).astype(np.float32), rng.standard_normal(12_345).astype(np.float32)
-    for model_dir in (tiny_wav2vec2, tiny_hubert):
+    unmasked = make_tiny_speech_encoder(tmp_path / "no_mask", "hubert", attention_mask=False)  # like hubert-base
+    for model_dir in (tiny_wav2vec2, tiny_hubert, unmasked):
         encoder = SpeechEncoder.from_pretrained(model_dir, device="cpu")
+        assert encoder.uses_attention_mask == (model_dir != unmasked)
         alone = encoder.frames([short])[0]
         together = encoder.frames([other, short, other], batch_size=3)[1]
         np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-5)

@@ -105,9 +105,12 @@ def make_tiny_ast(directory: str | Path, max_length: int = 128, num_mel_bins: in
     return Path(directory)
 
 
-def make_tiny_speech_encoder(directory: str | Path, kind: str = "wav2vec2", seed: int = 0) -> Path:
+def make_tiny_speech_encoder(directory: str | Path, kind: str = "wav2vec2", seed: int = 0,
+                             attention_mask: bool = True) -> Path:
     """A tiny random-weight wav2vec2 / HuBERT / WavLM encoder + feature extractor, saved with
-    ``save_pretrained`` (conv stride 320 like the base models, 2 layers of width 32)."""
+    ``save_pretrained`` (conv stride 320 like the base models, 2 layers of width 32).
+    ``attention_mask=False`` makes an extractor like wav2vec2-base's / HuBERT-base's, which
+    take zero-padded batches without a mask."""
     import torch
     from transformers import (
         HubertConfig,
@@ -130,5 +133,5 @@ def make_tiny_speech_encoder(directory: str | Path, kind: str = "wav2vec2", seed
     )
     model_class(config).eval().save_pretrained(directory)
     Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=True,
-                             return_attention_mask=True).save_pretrained(directory)
+                             return_attention_mask=attention_mask).save_pretrained(directory)
     return Path(directory)
