@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import islice
 from typing import TypeVar
 
 Item = TypeVar("Item")
@@ -40,18 +39,14 @@ def chunks(items: Iterable[Item], size: int, max_total: float | None = None,
     ``size_of(item)`` (one item always fits): a run of long recordings is held a few at a time."""
     if size < 1:
         raise ValueError(f"chunk size must be >= 1, got {size}")
-    if max_total is None:
-        iterator = iter(items)
-        while chunk := list(islice(iterator, size)):
-            yield chunk
-        return
-    if size_of is None:
+    if max_total is not None and size_of is None:
         raise ValueError("max_total needs size_of")
+    limit = math.inf if max_total is None else max_total
     chunk: list[Item] = []
     total = 0.0
     for item in items:
-        weight = size_of(item)
-        if chunk and (len(chunk) >= size or total + weight > max_total):
+        weight = size_of(item) if max_total is not None else 0.0
+        if chunk and (len(chunk) >= size or total + weight > limit):
             yield chunk
             chunk, total = [], 0.0
         chunk.append(item)

@@ -26,11 +26,11 @@ DEFAULT_MODEL = "facebook/wav2vec2-base"
 # Audio seconds per forward pass. On CPU a batch of 8 s runs as fast as one of 16 s (7 s clips,
 # base model, 2 threads) with ~150 MB less peak memory; GPUs want wider batches.
 CPU_BATCH_SECONDS = 8.0
+ACCELERATOR_BATCH_SECONDS = 16.0
 # Long recordings reach the model in windows of this much audio: about the longest crop wav2vec2 and
 # HuBERT saw in pretraining (250,000 samples). A 60 s input in 30 s windows took 25% more time and
 # 300 MB more peak memory than in 15 s windows (base model, CPU).
 WINDOW_SECONDS = 15.0
-ACCELERATOR_BATCH_SECONDS = 16.0
 
 
 @dataclass
