@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bat_core.audio import load_audio, resample
+from bat_core.audio import ABSURD_AMPLITUDE, audio_info, load_audio, read_blocks
 from bat_core.errors import AudioError
 
 
@@ -48,12 +48,23 @@ def test_bad_files_raise_audio_error_with_reason(tmp_path, make, reason):
         load_audio(path)
 
 
-def test_resample_keeps_duration_and_tone():
-    signal = tone(4_000, 25_000, seconds=1.0)
-    out = resample(signal, 25_000, 16_000)
-    assert len(out) == 16_000
-    spectrum = np.abs(np.fft.rfft(out))
-    assert np.argmax(spectrum) == pytest.approx(4_000, abs=2)  # 1 Hz bins over 1 s
-    assert resample(signal, 25_000, 25_000) is not None
-    with pytest.raises(AudioError):
-        resample(signal, 0, 16_000)
+def test_absurd_float_values_fail_the_file(tmp_path):
+    audio = np.zeros(25_000, dtype=np.float32)
+    audio[1234] = 1e30  # finite, but no recording holds it
+    sf.write(tmp_path / "absurd.wav", audio, 250_000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="beyond"):
+        load_audio(tmp_path / "absurd.wav")
+    audio[1234] = 0.9 * ABSURD_AMPLITUDE  # loud float audio is still audio
+    sf.write(tmp_path / "loud.wav", audio, 250_000, subtype="FLOAT")
+    assert load_audio(tmp_path / "loud.wav").samples.max() == pytest.approx(900)
+
+
+def test_blocks_are_bounded_and_join_to_the_whole_file(tmp_path):
+    rng = np.random.default_rng(0)
+    stereo = (0.1 * rng.standard_normal((300_001, 2))).astype(np.float32)
+    sf.write(tmp_path / "long.wav", stereo, 384_000, subtype="FLOAT")
+    blocks = list(read_blocks(tmp_path / "long.wav", block_frames=65_536))
+    assert max(len(b) for b in blocks) == 65_536 and all(b.dtype == np.float32 and b.ndim == 1 for b in blocks)
+    np.testing.assert_array_equal(np.concatenate(blocks), stereo.mean(axis=1, dtype=np.float32))
+    info = audio_info(tmp_path / "long.wav")
+    assert (info.sample_rate, info.channels, info.frames) == (384_000, 2, 300_001)

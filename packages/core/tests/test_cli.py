@@ -24,7 +24,7 @@ def test_failures_exit_1_and_are_listed(tmp_path, capsys):
     derived = tmp_path / "elsewhere"
     assert main(["mels", "--root", str(root), "--derived", str(derived), "-q"]) == 1
     captured = capsys.readouterr()
-    assert "9 given, 4 done, 0 skipped (already done), 5 failed" in captured.out
+    assert "10 given, 4 done, 0 skipped (already done), 6 failed" in captured.out
     assert "failed: bad_nan.wav:" in captured.err
     assert (derived / "mels_48k").is_dir() and not (root / "derived").exists()
     assert main(["check", "--root", str(root), "-q"]) == 1
@@ -43,6 +43,9 @@ def test_where_and_limit(tmp_path, capsys):
         (["mels", "--root", "{tmp}/nowhere"], "annotations not found"),
         (["mels", "--root", "{tmp}/proj", "--where", "nocolumn"], "--where takes COLUMN=VALUE"),
         (["mels", "--root", "{tmp}/proj", "--time-expansion", "0.1"], "--time-expansion"),
+        (["mels", "--root", "{tmp}/proj", "--band", "90000", "20000"], "--band needs LOW_HZ < HIGH_HZ"),
+        (["mels", "--root", "{tmp}/proj", "--fmin", "30000"], "mel settings"),
+        (["demo", "{tmp}/proj"], "exists: a demo corpus would replace it"),
     ],
 )
 def test_usage_errors_exit_2_with_a_message(tmp_path, capsys, argv, message):
@@ -59,3 +62,48 @@ def test_help_documents_exit_codes(capsys):
         assert exited.value.code == 0
     text = capsys.readouterr().out
     assert "exit codes:" in text and "--time-expansion" in text and "--derived" in text
+
+
+@pytest.mark.parametrize("option, value", [("--n-mels", "0"), ("--hop-length", "-3"), ("--num-workers", "-1"),
+                                           ("--limit", "x"), ("--shard", "4/4"), ("--max-memory", "0")])
+def test_bad_option_values_exit_2_with_one_line(tmp_path, capsys, option, value):
+    with pytest.raises(SystemExit) as exited:
+        main(["mels", "--root", str(tmp_path), option, value])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("code, text", [("EROFS", "Read-only file system"), ("EACCES", "cannot write"), ("ENOSPC", "no space left")])
+def test_unwritable_or_full_output_exits_2_with_one_line(tmp_path, capsys, monkeypatch, code, text):
+    """CI runs as root, so chmod proves nothing: the operating system's refusal is mocked where outputs are written."""
+    import errno
+    import os
+
+    root = tmp_path / "proj"
+    main(["demo", str(root), "--files", "3"])
+    real_replace = os.replace
+
+    def refusing_replace(source, target, *args, **kwargs):
+        if str(target).endswith(".npy"):
+            raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), str(target))
+        return real_replace(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", refusing_replace)
+    capsys.readouterr()
+    assert main(["mels", "--root", str(root), "-q", "--num-workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and text in err and "--derived" in err and "Traceback" not in err
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert main(["mels", "--root", str(root), "-q", "--num-workers", "0"]) == 0  # the lock was released; a rerun works
+
+
+def test_help_imports_no_numerics():
+    """--help answers before numpy, pandas or torch are imported (the speed target lives in the benchmarks)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from bat_core.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('numpy', 'pandas', 'torch', 'librosa') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -96,9 +96,20 @@ def test_select_by_label_and_limit(demo_root):
 
 def test_derived_can_live_elsewhere(demo_root, tmp_path):
     dataset = Dataset.from_root(demo_root, derived=tmp_path / "out")
-    assert dataset.paths.mels_dir() == (tmp_path / "out" / "mels_48k").resolve()
+    assert dataset.paths.derived == (tmp_path / "out").resolve()
     assert dataset.paths.tokens_dir == (tmp_path / "out" / "tokens").resolve()
     assert dataset.paths.ast_features_dir == (tmp_path / "out" / "ast_features").resolve()
     default = Dataset.from_root(demo_root).paths
     assert default.derived == demo_root.resolve() / "derived"
-    assert default.mels_dir(32_000).name == "mels_32k"
+
+
+def test_shards_partition_the_selection_by_file_name(demo_root):
+    from bat_core.dataset import shard_of
+
+    dataset = Dataset.from_root(demo_root)
+    shards = [dataset.select(limit=5, shard=(i, 3)) for i in range(3)]
+    names = [item.file_name for shard in shards for item in shard]
+    assert sorted(names) == sorted(item.file_name for item in dataset.select(limit=5))
+    assert shard_of("a.wav", 4) == shard_of("a.wav", 4) == int(__import__("hashlib").sha1(b"a.wav").hexdigest(), 16) % 4
+    with pytest.raises(DatasetError, match="--shard"):
+        dataset.select(shard=(3, 3))

@@ -10,6 +10,7 @@ from bat_core.evaluate.baselines import mfcc
 from bat_core.evaluate.probes import bag_of_tokens, folds, probe, purity
 from bat_core.evaluate.representations import Representation
 from bat_core.evaluate.statistics import mean_run_length, token_statistics
+from bat_core.runner import RunOptions
 from bat_core.store import RepresentationStore
 
 
@@ -97,7 +98,7 @@ def test_report_files_and_invariants(tmp_path):
 
     dataset = Dataset.from_root(make_demo_project(tmp_path / "p", n_files=12))
     write_fake_strategies(dataset)
-    report = evaluate_project(dataset, "call_type", "site", show_progress=False, notes=["hand-made test strategies"])
+    report = evaluate_project(dataset, "call_type", "site", options=RunOptions(workers=0, show_progress=False), notes=["hand-made test strategies"])
     data = json.loads(report.json.read_text())
     assert data["label"] == "call_type"
     rows = {row["name"]: row for row in data["rows"]}
@@ -125,4 +126,4 @@ def test_unknown_label_column(tmp_path):
 
     dataset = Dataset.from_root(make_demo_project(tmp_path / "p", n_files=3))
     with pytest.raises(DatasetError, match="no column 'species'"):
-        evaluate_project(dataset, "species", show_progress=False)
+        evaluate_project(dataset, "species", options=RunOptions(workers=0, show_progress=False))

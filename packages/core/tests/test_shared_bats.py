@@ -7,6 +7,7 @@ import numpy as np
 from bat_core.check import check_dataset
 from bat_core.dataset import Dataset
 from bat_core.mels import MelConfig, compute_mels
+from bat_core.runner import RunOptions
 from bat_core.store import read_manifest
 from bat_core.testing import require_shared_bats
 
@@ -15,7 +16,7 @@ def test_every_real_recording_is_readable_and_the_band_survives(tmp_path):
     root = require_shared_bats()
     dataset = Dataset.from_root(root, derived=tmp_path / "derived")
     assert len(dataset) == 91 and not dataset.missing()
-    report = check_dataset(dataset, num_workers=2, show_progress=False)
+    report = check_dataset(dataset, RunOptions(workers=2, show_progress=False))
     assert not report.problems, report.text()
     assert {f.sample_rate for f in report.files} >= {192_000, 250_000, 500_000}
 
@@ -23,7 +24,7 @@ def test_every_real_recording_is_readable_and_the_band_survives(tmp_path):
 def test_mels_for_every_real_recording(tmp_path):
     root = require_shared_bats()
     dataset = Dataset.from_root(root, derived=tmp_path / "derived")
-    summary = compute_mels(dataset, MelConfig(), num_workers=2, show_progress=False)
+    summary = compute_mels(dataset, MelConfig(), options=RunOptions(workers=2, show_progress=False))
     assert (summary.done, summary.failed) == (91, 0)
     manifest = read_manifest(dataset.paths.manifest_path("mels_48k"))
     assert len(manifest) == 91 and set(manifest.status) == {"ok"}

@@ -3,7 +3,7 @@ import logging
 import numpy as np
 import pytest
 
-from bat_core.time_expansion import TimeExpansion, convert_for_model, discarded_energy_fraction
+from bat_core.time_expansion import SignalConverter, TimeExpansion, convert_for_model, discarded_energy_fraction
 
 
 def tone(freq, rate, seconds=0.2):
@@ -77,3 +77,22 @@ def test_energy_fraction_of_two_tones():
     mixed = tone(20_000, rate) + tone(100_000, rate)
     assert discarded_energy_fraction(mixed, rate, 50_000) == pytest.approx(0.5, abs=0.02)
     assert discarded_energy_fraction(mixed, rate, 125_000) == 0.0
+
+
+@pytest.mark.parametrize("rate, target", [(384_000, 16_000), (250_000, 48_000), (192_000, 16_000), (500_000, 16_000)])
+def test_streamed_conversion_equals_the_whole_array(rate, target):
+    """Blocks through SignalConverter give exactly the samples of a one-shot conversion, the band check included."""
+    rng = np.random.default_rng(0)
+    signal = (tone(60_000, rate, 1.0) + 0.05 * rng.standard_normal(rate)).astype(np.float32)
+    whole, conversion = convert_for_model(signal, rate, target, TimeExpansion())
+    converter = SignalConverter(rate, target, TimeExpansion())
+    streamed = [converter.push(signal[i:i + 65_536]) for i in range(0, len(signal), 65_536)] + [converter.finish()]
+    np.testing.assert_array_equal(np.concatenate(streamed), whole)
+    assert converter.conversion == conversion
+    assert len(whole) == converter.expected_length(len(signal))
+
+
+def test_resampling_keeps_duration_and_tone():
+    out, conversion = convert_for_model(tone(4_000, 25_000, seconds=1.0), 25_000, 16_000, TimeExpansion.parse("1"))
+    assert len(out) == 16_000 and conversion.time_expansion == 1
+    assert peak_hz(out, 16_000) == pytest.approx(4_000, abs=2)

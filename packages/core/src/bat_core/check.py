@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from bat_core.audio import load_audio
+from bat_core.audio import audio_info, read_blocks
 from bat_core.dataset import Dataset, DatasetItem
-from bat_core.errors import AudioError
-from bat_core.pipeline import iter_prepared, progress
-from bat_core.spectrum import band_share
+from bat_core.runner import FileInfo, RunOptions, run
+from bat_core.spectrum import SpectrumAccumulator
 from bat_core.time_expansion import DEFAULT_BAT_BAND_HZ
 
 
@@ -27,27 +27,40 @@ class FileReport:
     notes: str = ""  # usable, but worth knowing (mixed to mono, partial band, silence)
 
 
-def check_file(item: DatasetItem, band: tuple[float, float] = DEFAULT_BAT_BAND_HZ) -> FileReport:
-    try:
-        recording = load_audio(item.path)
-    except AudioError as error:
-        return FileReport(item.file_name, problem=str(error))
+@dataclass(frozen=True)
+class CheckPrepare:
+    """Runner prepare: read a recording in blocks and measure it (no pieces, only its FileInfo)."""
+
+    band: tuple[float, float] = DEFAULT_BAT_BAND_HZ
+    piece_bytes: int = 1
+
+    def __call__(self, item: DatasetItem) -> Iterator[FileInfo]:
+        info = audio_info(item.path)
+        spectrum = SpectrumAccumulator(info.sample_rate)
+        samples, silent = 0, True
+        for block in read_blocks(item.path):
+            spectrum.push(block)
+            samples += len(block)
+            silent = silent and not np.any(block)
+        yield FileInfo(seconds=samples / info.sample_rate, extra={
+            "sample_rate": info.sample_rate, "channels": info.channels, "silent": silent,
+            "band_energy_fraction": spectrum.band_share(*self.band)})
+
+
+def file_report(file_name: str, info: FileInfo, band: tuple[float, float] = DEFAULT_BAT_BAND_HZ) -> FileReport:
+    extra = info.extra
     low, high = band
-    nyquist = recording.sample_rate / 2
+    nyquist = extra["sample_rate"] / 2
     covered = max(0.0, min(nyquist, high) - low) / (high - low)
-    in_band = band_share(recording.samples, recording.sample_rate, low, high)
-    silent = not np.any(recording.samples)
     notes = []
-    if recording.channels > 1:
-        notes.append(f"{recording.channels} channels (mixed to mono)")
+    if extra["channels"] > 1:
+        notes.append(f"{extra['channels']} channels (mixed to mono)")
     if covered < 1:
         notes.append(f"Nyquist {nyquist / 1000:g} kHz covers {100 * covered:.0f}% of the bat band")
-    if silent:
+    if extra["silent"]:
         notes.append("digital silence")
-    return FileReport(
-        item.file_name, recording.sample_rate, recording.channels, recording.seconds,
-        covered, in_band, notes="; ".join(notes),
-    )
+    return FileReport(file_name, extra["sample_rate"], extra["channels"], info.seconds, covered,
+                      extra["band_energy_fraction"], notes="; ".join(notes))
 
 
 @dataclass
@@ -86,9 +99,24 @@ class DatasetReport:
         return "\n".join(lines)
 
 
-def check_dataset(dataset: Dataset, num_workers: int = 0, show_progress: bool = True) -> DatasetReport:
-    results = iter_prepared(list(dataset), check_file, num_workers)
-    files = []
-    for item, report, reason in progress(results, len(dataset), "check", show_progress):
-        files.append(report if report is not None else FileReport(item.file_name, problem=reason))
-    return DatasetReport(files)
+class _Reports:
+    """Runner sink collecting one FileReport per file, in file order."""
+
+    def __init__(self, dataset: Dataset):
+        self.by_name: dict[str, FileReport] = {}
+
+    def add(self, item, piece, output) -> None:
+        raise RuntimeError("check makes no pieces")
+
+    def done(self, item: DatasetItem, info: FileInfo) -> None:
+        self.by_name[item.file_name] = file_report(item.file_name, info)
+
+    def fail(self, item: DatasetItem, reason: str) -> None:
+        self.by_name[item.file_name] = FileReport(item.file_name, problem=reason)
+
+
+def check_dataset(dataset: Dataset, options: RunOptions = RunOptions()) -> DatasetReport:
+    """Read every recording (streamed, in worker processes) and report on each."""
+    reports = _Reports(dataset)
+    run(list(dataset), CheckPrepare(), reports, options=replace(options, description=options.description or "check"))
+    return DatasetReport([reports.by_name[item.file_name] for item in dataset])

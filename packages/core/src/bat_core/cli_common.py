@@ -1,17 +1,27 @@
-"""Options, logging, exit codes and summaries shared by every bat-tokenizers CLI."""
+"""Options, logging, exit codes and summaries shared by every bat-tokenizers CLI.
+
+Imports nothing heavy at module level (no numpy, pandas, torch): a CLI parses its arguments
+first, so ``--help`` answers at once, and loads the library in the command it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from bat_core.dataset import Dataset
 from bat_core.errors import BatError, DatasetError
-from bat_core.store import RunSummary
-from bat_core.time_expansion import TimeExpansion
+
+if TYPE_CHECKING:
+    from bat_core.dataset import Dataset
+    from bat_core.runner import RunOptions
+    from bat_core.store import RunSummary
+    from bat_core.time_expansion import TimeExpansion
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -27,28 +37,106 @@ TIME_EXPANSION_HELP = (
 EXIT_CODES_HELP = """exit codes:
   0    every file done (or already done)
   1    finished, but some files failed: see the summary and the manifest's reason column
-  2    bad usage or unusable dataset/model: nothing was processed
+  2    nothing was processed: bad option, unusable dataset or model, unwritable or full output folder,
+       another run writing the same outputs, a missing optional dependency
   130  interrupted (rerun the same command to resume)"""
 
+TAG_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
+
+# -- argument types: a bad value is a usage error (exit 2) with one line, never a traceback -----------
+def positive_int(text: str) -> int:
+    return _bounded(int, text, 1, "an integer >= 1")
+
+
+def non_negative_int(text: str) -> int:
+    return _bounded(int, text, 0, "an integer >= 0")
+
+
+def positive_float(text: str) -> float:
+    value = _bounded(float, text, 0.0, "a number > 0")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = _bounded(float, text, 0.0, "a number in [0, 1)")
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}")
+    return value
+
+
+def workers(text: str) -> int:
+    return default_workers() if text == "auto" else _bounded(int, text, 0, "'auto' or an integer >= 0")
+
+
+def shard(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
+        raise argparse.ArgumentTypeError(f"takes I/N with 0 <= I < N (e.g. 0/4 ... 3/4), got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def tag(text: str) -> str:
+    if not TAG_PATTERN.match(text):
+        raise argparse.ArgumentTypeError(f"takes 1-64 letters, digits, '_' or '-', got {text!r}")
+    return text
+
+
+def _bounded(kind, text: str, low, what: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+    return value
+
+
+def default_workers() -> int:
+    """Decoding processes when ``--num-workers auto``: one per core, at most 8."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+# -- options --------------------------------------------------------------------------------------
 def add_common_arguments(
-    parser: argparse.ArgumentParser, *, device: bool = True, batch_size: int | None = 8,
+    parser: argparse.ArgumentParser, *, device: bool = True, batch_size: int | None = 8, seed: bool = False,
+    overwrite: bool = True, shard_option: bool = True, tag_option: bool = True, workers_option: bool = True,
 ) -> None:
-    """The options every per-file command takes. ``device``/``batch_size`` only where used."""
+    """The options of a per-file command; each is added only where the command uses it."""
     data = parser.add_argument_group("data")
     data.add_argument("--root", default=".", help="project root holding data/annotations.csv and data/audio/ (default: .)")
     data.add_argument("--derived", default=None, help="where outputs go (default: ROOT/derived); use it when ROOT is read-only")
-    data.add_argument("--limit", type=int, default=None, help="process only the first N selected files")
+    data.add_argument("--limit", type=non_negative_int, default=None, help="process only the first N selected files")
     data.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
                       help="keep rows whose label COLUMN equals VALUE (repeatable; all must match)")
+    if shard_option:
+        data.add_argument("--shard", type=shard, default=None, metavar="I/N",
+                          help="process only shard I of N (0 <= I < N; files split by sha1 of their name, after --where "
+                               "and --limit): N shards run as separate processes or jobs into one --derived, and their "
+                               "manifests fold into one")
     run = parser.add_argument_group("run")
+    if tag_option:
+        run.add_argument("--tag", type=tag, default=None,
+                         help="name this configuration's outputs (and models) so they live beside others, e.g. k64 and "
+                              "k256 (default: the standard layout)")
     if device:
         run.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     if batch_size is not None:
-        run.add_argument("--batch-size", type=int, default=batch_size, help=f"items per model batch (default: {batch_size})")
-    run.add_argument("--num-workers", type=int, default=2, help="background threads decoding and resampling audio (0: inline; default: 2)")
-    run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    run.add_argument("--overwrite", action="store_true", help="redo files already done with the same configuration")
+        run.add_argument("--batch-size", type=positive_int, default=batch_size,
+                         help=f"pieces per model batch (default: {batch_size})")
+    if workers_option:
+        run.add_argument("--num-workers", type=workers, default="auto", metavar="auto|N",
+                         help="processes decoding and converting audio; 0 decodes in this process (default: auto, one "
+                              f"per core up to 8: {default_workers()} here)")
+        run.add_argument("--max-memory", type=positive_int, default=512, metavar="MB",
+                         help="decoded audio in flight between the decoding processes and the model (default: 512)")
+    if seed:
+        run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    if overwrite:
+        run.add_argument("--overwrite", action="store_true",
+                         help="redo what is already done with the same configuration, and replace existing models")
     verbosity = run.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings and errors only")
@@ -65,8 +153,17 @@ def parse_where(pairs: Sequence[str]) -> dict[str, list[str]]:
 
 
 def dataset_from_args(args: argparse.Namespace) -> Dataset:
+    from bat_core.dataset import Dataset
+
     dataset = Dataset.from_root(args.root, args.derived)
-    return dataset.select(parse_where(args.where), args.limit)
+    return dataset.select(parse_where(args.where), args.limit, getattr(args, "shard", None))
+
+
+def run_options(args: argparse.Namespace, description: str = "") -> RunOptions:
+    from bat_core.runner import RunOptions
+
+    return RunOptions(workers=getattr(args, "num_workers", 0), max_memory_mb=getattr(args, "max_memory", 512),
+                      show_progress=show_progress(args), description=description)
 
 
 def configure_logging(args: argparse.Namespace) -> None:
@@ -91,13 +188,25 @@ def report_summary(summary: RunSummary, max_failures: int = 20) -> int:
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
 
 
+_ENVIRONMENT_ERRNOS = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                       errno.EPERM: "operation not permitted", errno.ENOSPC: "no space left on the device",
+                       errno.EDQUOT: "disk quota exceeded"}
+
+
 def run_main(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run a subcommand, turning our errors into a message and exit code 2."""
+    """Run a subcommand: our errors and an unwritable or full disk become one line and exit code 2."""
     configure_logging(args)
     try:
         return command(args)
     except BatError as error:
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:
+        if error.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        where = f" {error.filename}" if error.filename else ""
+        print(f"error: cannot write{where}: {_ENVIRONMENT_ERRNOS[error.errno]}; pass --derived DIR (or --out) to write "
+              "elsewhere, then rerun: finished files are kept", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)
@@ -106,11 +215,15 @@ def run_main(command: Callable[[argparse.Namespace], int], args: argparse.Namesp
 
 def add_time_expansion_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-expansion", default="auto", metavar="auto|K", help=TIME_EXPANSION_HELP)
-    parser.add_argument("--band", nargs=2, type=float, default=(15_000.0, 120_000.0), metavar=("LOW_HZ", "HIGH_HZ"),
+    parser.add_argument("--band", nargs=2, type=positive_float, default=(15_000.0, 120_000.0), metavar=("LOW_HZ", "HIGH_HZ"),
                         help="the band that must survive, in original Hz (default: 15000 120000)")
 
 
 def time_expansion_from_args(args: argparse.Namespace) -> TimeExpansion:
+    from bat_core.time_expansion import TimeExpansion
+
+    if args.band[0] >= args.band[1]:
+        raise DatasetError(f"--band needs LOW_HZ < HIGH_HZ, got {args.band[0]:g} {args.band[1]:g}")
     try:
         return TimeExpansion.parse(args.time_expansion, band_low_hz=args.band[0], band_high_hz=args.band[1])
     except ValueError as error:
@@ -139,4 +252,5 @@ def cli_main(build_parser: Callable[[], argparse.ArgumentParser], argv: list[str
 def add_precision_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
                         help="model arithmetic: auto = fp32 on CPU, bf16 (or fp16) on GPU. bf16 is also accepted on CPUs "
-                             "with AVX512-BF16/AMX: about 2x faster there, outputs close to but not identical with fp32")
+                             "with AVX512-BF16/AMX: about 2x faster there, outputs close to but not identical with fp32. "
+                             "Part of the configuration: outputs of another precision are redone")

@@ -8,15 +8,18 @@ False, so every run can report it as a failed row.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from bat_core.errors import DatasetError
 from bat_core.paths import ProjectPaths
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FILE_NAME_COLUMN = "File Name"
 
@@ -77,8 +80,10 @@ class Dataset(Sequence[DatasetItem]):
     def missing(self) -> list[DatasetItem]:
         return [item for item in self.items if not item.exists]
 
-    def select(self, where: Mapping[str, str | Sequence[str]] | None = None, limit: int | None = None) -> Dataset:
-        """Rows whose labels match every ``column=value`` in ``where``, then the first ``limit``."""
+    def select(self, where: Mapping[str, str | Sequence[str]] | None = None, limit: int | None = None,
+               shard: tuple[int, int] | None = None) -> Dataset:
+        """Rows whose labels match every ``column=value`` in ``where``, then the first ``limit``, then
+        shard ``I`` of ``N`` (``shard=(I, N)``, 0 <= I < N): the files whose ``shard_of`` is I."""
         items = self.items
         for column, wanted in (where or {}).items():
             if column not in self.label_columns:
@@ -91,6 +96,11 @@ class Dataset(Sequence[DatasetItem]):
             if limit < 0:
                 raise DatasetError(f"--limit must be >= 0, got {limit}")
             items = items[:limit]
+        if shard is not None:
+            index, count = shard
+            if not 0 <= index < count:
+                raise DatasetError(f"--shard I/N needs 0 <= I < N, got {index}/{count}")
+            items = [item for item in items if shard_of(item.file_name, count) == index]
         return Dataset(self.paths, items, self.label_columns)
 
     def labels(self, column: str) -> list[str]:
@@ -99,8 +109,16 @@ class Dataset(Sequence[DatasetItem]):
         return [item.labels.get(column, "") for item in self.items]
 
 
+def shard_of(file_name: str, count: int) -> int:
+    """The shard a file belongs to: sha1 of its name mod ``count`` (the same in every process and
+    on every machine, unlike Python's salted ``hash``)."""
+    return int(hashlib.sha1(file_name.encode("utf-8")).hexdigest(), 16) % count
+
+
 def read_annotations(csv_path: Path) -> pd.DataFrame:
     """Read annotations.csv as strings (empty cells stay ``""``, never NaN)."""
+    import pandas as pd
+
     if not csv_path.is_file():
         raise DatasetError(
             f"annotations not found: {csv_path}. A project root holds data/annotations.csv "

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from bat_core.errors import DatasetError
+
 CALL_TYPES = ("FM", "CF-FM", "QCF")
 SAMPLE_RATES = (192_000, 250_000, 256_000, 384_000)
 SITES = ("site_a", "site_b", "site_c", "site_d")
@@ -71,13 +73,17 @@ def synth_recording(call_type: str, sample_rate: int, seconds: float, rng: np.ra
     return np.clip(audio, -1, 1)
 
 
-def write_demo_corpus(root: str | Path, n_files: int = 24, seed: int = 0) -> Path:
+def write_demo_corpus(root: str | Path, n_files: int = 24, seed: int = 0, overwrite: bool = False) -> Path:
     """Write ``ROOT/data/audio/*.wav`` and ``ROOT/data/annotations.csv``; same seed, same bytes.
 
     Labels: ``call_type`` (FM, CF-FM, QCF) and ``site`` (a recording group for
-    grouped cross-validation).
+    grouped cross-validation). An existing annotations.csv is replaced only with ``overwrite``.
     """
     root = Path(root)
+    csv_path = root / "data" / "annotations.csv"
+    if csv_path.exists() and not overwrite:
+        raise DatasetError(f"{csv_path} exists: a demo corpus would replace it; pass --overwrite to do so, or choose "
+                           "another ROOT")
     audio_dir = root / "data" / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -18,6 +18,10 @@ class AudioError(BatError):
     """One recording cannot be used (missing, empty, corrupt, NaN). Becomes a failed row."""
 
 
+class NonFiniteError(AudioError):
+    """A computed output holds NaN or infinity: the file fails, nothing is written as ok."""
+
+
 class ConfigMismatchError(BatError):
     """An artefact (codebook, model, stats) was made with a different configuration."""
 
@@ -26,5 +30,23 @@ class ModelNotFoundError(BatError):
     """A pretrained model could not be loaded by name or path."""
 
 
+class MissingExtraError(BatError):
+    """An optional dependency is not installed; the message names the pip extra that brings it."""
+
+
 class DeviceError(BatError):
     """The requested compute device is not available on this machine."""
+
+
+class RunStopped(BatError):
+    """The run cannot go on (outputs cannot be written, another writer holds the lock): exit 2.
+
+    Never turned into a failed row: it is not about one file."""
+
+
+class OutputError(RunStopped):
+    """Outputs cannot be written: read-only folder, no permission, full disk."""
+
+
+class LockedError(RunStopped):
+    """Another process is writing the same representation into the same folder."""

@@ -36,10 +36,6 @@ class ProjectPaths:
     def audio_dir(self) -> Path:
         return self.data_dir / "audio"
 
-    def mels_dir(self, sample_rate: int = 48_000) -> Path:
-        """``derived/mels_48k`` for the default 48 kHz mel rate."""
-        return self.derived / f"mels_{_khz_label(sample_rate)}"
-
     @property
     def tokens_dir(self) -> Path:
         return self.derived / "tokens"
@@ -64,7 +60,13 @@ class ProjectPaths:
     def manifest_path(self, representation: str) -> Path:
         return self.manifests_dir / f"{representation}.parquet"
 
+    @property
+    def cache_dir(self) -> Path:
+        """Intermediate results a later step reads (e.g. encoder frames between a fit and its encode)."""
+        return self.derived / "cache"
 
-def _khz_label(sample_rate: int) -> str:
-    khz = sample_rate / 1000
-    return f"{int(khz)}k" if khz == int(khz) else f"{khz:g}k".replace(".", "p")
+
+def tagged(name: str, tag: str | None) -> str:
+    """A representation's (or model folder's) name under ``--tag``: ``w2v_kmeans`` -> ``w2v_kmeans-k64``."""
+    return f"{name}-{tag}" if tag else name
+

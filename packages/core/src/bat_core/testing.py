@@ -24,6 +24,38 @@ def make_demo_project(root: str | Path, n_files: int = 6, seed: int = 0) -> Path
     return write_demo_corpus(root, n_files=n_files, seed=seed)
 
 
+def write_project(root: str | Path, recordings: dict[str, tuple[np.ndarray, int]], subtype: str = "PCM_16") -> Path:
+    """A project root holding the given ``{file name: (samples, sample rate)}`` and an annotations.csv listing them."""
+    root = Path(root)
+    audio_dir = root / "data" / "audio"
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    for name, (samples, rate) in recordings.items():
+        sf.write(audio_dir / name, samples, rate, subtype=subtype)
+    with open(root / "data" / "annotations.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["File Name"])
+        writer.writerows([name] for name in recordings)
+    return root
+
+
+def write_long_recording(path: str | Path, seconds: float, sample_rate: int = 384_000, seed: int = 0) -> Path:
+    """A long mono recording (quiet noise with a 40 kHz call every second), written block by block, so
+    making a 10-minute file does not itself take the memory a test measures."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    call = (0.3 * np.sin(2 * np.pi * 40_000 * np.arange(int(0.005 * sample_rate)) / sample_rate)).astype(np.float32)
+    with sf.SoundFile(path, "w", samplerate=sample_rate, channels=1, subtype="PCM_16") as handle:
+        for _ in range(int(seconds)):
+            second = (0.003 * rng.standard_normal(sample_rate)).astype(np.float32)
+            second[: len(call)] += call
+            handle.write(second)
+        rest = int((seconds - int(seconds)) * sample_rate)
+        if rest:
+            handle.write((0.003 * rng.standard_normal(rest)).astype(np.float32))
+    return path
+
+
 def add_bad_files(root: str | Path) -> dict[str, str]:
     """Append broken recordings to a project's annotations.csv.
 
@@ -42,7 +74,11 @@ def add_bad_files(root: str | Path) -> dict[str, str]:
     rng = np.random.default_rng(1)
     sf.write(audio_dir / "ok_stereo.wav", (0.01 * rng.standard_normal((rate // 5, 2))).astype(np.float32),
              rate, subtype="PCM_16")
+    absurd = np.zeros(rate // 10, dtype=np.float32)
+    absurd[500] = 1e30  # finite, yet no recording holds it
+    sf.write(audio_dir / "bad_absurd.wav", absurd, rate, subtype="FLOAT")
     expected = {
+        "bad_absurd.wav": "beyond",
         "bad_empty.wav": "empty",
         "bad_corrupt.wav": "cannot decode",
         "bad_nan.wav": "NaN",

@@ -21,8 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from bat_core.audio import resample
-from bat_core.spectrum import band_share
+from bat_core.spectrum import SpectrumAccumulator, band_share
 
 log = logging.getLogger(__name__)
 
@@ -110,27 +109,77 @@ def _warn_band_loss(discarded: float, kept_up_to_hz: float, factor: float, targe
     )
 
 
+class SignalConverter:
+    """Time expansion and resampling of one recording, block by block.
+
+    ``push`` takes the next block of the original signal and returns the converted samples
+    it completes; ``finish`` flushes the resampler; ``conversion`` then says what was done,
+    band check included (measured on the original signal as it streamed past). soxr's stream
+    gives the same samples as a one-shot resample of the whole recording.
+    ``target_rate=None`` passes the recording through at its own rate.
+    """
+
+    def __init__(self, sample_rate: int, target_rate: int | None, expansion: TimeExpansion = TimeExpansion()):
+        import soxr
+
+        self.sample_rate = int(sample_rate)
+        self.target_rate = int(target_rate) if target_rate is not None else self.sample_rate
+        self.expansion = expansion
+        self.factor = expansion.factor_for(self.sample_rate, self.target_rate) if target_rate is not None else 1.0
+        self.expanded_rate = self.sample_rate / self.factor
+        self.kept_up_to_hz = min(self.sample_rate / 2, self.target_rate / 2 * self.factor)
+        self._resampler = (None if self.expanded_rate == self.target_rate else
+                           soxr.ResampleStream(self.expanded_rate, self.target_rate, 1, dtype="float32", quality="HQ"))
+        self._measure = self.kept_up_to_hz < self.sample_rate / 2
+        self._spectrum = SpectrumAccumulator(self.sample_rate)
+        self.samples_in = 0
+        self.samples_out = 0
+        self._conversion: SignalConversion | None = None
+
+    def expected_length(self, frames: int) -> int:
+        """Converted samples a recording of ``frames`` samples gives (soxr rounds to the nearest)."""
+        return int(round(frames * self.target_rate / self.expanded_rate))
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        block = np.asarray(block, dtype=np.float32)
+        self.samples_in += len(block)
+        if self._measure:
+            self._spectrum.push(block)
+        out = block if self._resampler is None else self._resampler.resample_chunk(block, last=False)
+        self.samples_out += len(out)
+        return out
+
+    def finish(self) -> np.ndarray:
+        out = (np.zeros(0, dtype=np.float32) if self._resampler is None
+               else self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+        self.samples_out += len(out)
+        discarded = 0.0
+        if self._measure and self.samples_in >= 16:
+            discarded = self._spectrum.band_share(np.nextafter(self.kept_up_to_hz, np.inf), self.sample_rate)
+        warning = discarded > self.expansion.warn_fraction
+        if warning:
+            _warn_band_loss(discarded, self.kept_up_to_hz, self.factor, self.target_rate, self.sample_rate)
+        self._conversion = SignalConversion(
+            original_sample_rate=self.sample_rate, time_expansion=float(self.factor),
+            target_sample_rate=self.target_rate, kept_up_to_hz=float(self.kept_up_to_hz),
+            discarded_energy_fraction=float(discarded), band_warning=bool(warning),
+        )
+        return out
+
+    @property
+    def conversion(self) -> SignalConversion:
+        if self._conversion is None:
+            raise RuntimeError("finish() the stream before asking what was done to it")
+        return self._conversion
+
+
 def convert_for_model(
     samples: np.ndarray,
     sample_rate: int,
     target_rate: int,
     expansion: TimeExpansion,
 ) -> tuple[np.ndarray, SignalConversion]:
-    """Time-expand then resample to ``target_rate``; report what the conversion discards."""
-    factor = expansion.factor_for(sample_rate, target_rate)
-    expanded_rate = sample_rate / factor
-    kept_up_to_hz = min(sample_rate / 2, target_rate / 2 * factor)
-    discarded = discarded_energy_fraction(samples, sample_rate, kept_up_to_hz)
-    warning = discarded > expansion.warn_fraction
-    if warning:
-        _warn_band_loss(discarded, kept_up_to_hz, factor, target_rate, sample_rate)
-    converted = resample(samples, expanded_rate, target_rate)
-    conversion = SignalConversion(
-        original_sample_rate=int(sample_rate),
-        time_expansion=float(factor),
-        target_sample_rate=int(target_rate),
-        kept_up_to_hz=float(kept_up_to_hz),
-        discarded_energy_fraction=discarded,
-        band_warning=warning,
-    )
-    return converted, conversion
+    """Time-expand then resample a whole array to ``target_rate``; report what the conversion discards."""
+    converter = SignalConverter(sample_rate, target_rate, expansion)
+    converted = np.concatenate([converter.push(samples), converter.finish()])
+    return converted, converter.conversion

@@ -21,6 +21,7 @@ from bat_core.evaluate.report import write_report
 from bat_core.evaluate.representations import discover
 from bat_core.evaluate.statistics import token_statistics
 from bat_core.mels import MelConfig, mel_rows
+from bat_core.runner import RunOptions
 
 __all__ = ["EvaluationReport", "evaluate_project"]
 
@@ -44,8 +45,8 @@ def _probe_row(vectors: dict[str, np.ndarray], names: list[str], labels: dict[st
 
 
 def evaluate_project(dataset: Dataset, label: str | None = None, group: str | None = None, *, out_dir: Path | None = None,
-                     examples: int = 3, seed: int = 0, notes: list[str] | None = None, num_workers: int = 2,
-                     show_progress: bool = True) -> EvaluationReport:
+                     examples: int = 3, seed: int = 0, notes: list[str] | None = None,
+                     options: RunOptions = RunOptions()) -> EvaluationReport:
     paths = dataset.paths
     out_dir = out_dir or paths.report_dir
     for column in (label, group):
@@ -57,8 +58,7 @@ def evaluate_project(dataset: Dataset, label: str | None = None, group: str | No
     notes = list(notes or [])
 
     mel_config = MelConfig()
-    ok_rows = {n: r for n, r in mel_rows(dataset, mel_config, num_workers=num_workers,
-                                             show_progress=show_progress).items() if r["status"] == "ok"}
+    ok_rows = {n: r for n, r in mel_rows(dataset, mel_config, options).items() if r["status"] == "ok"}
     mels = {n: np.load(paths.derived / r["output_path"]) for n, r in ok_rows.items()}
     mel_fps = {n: r["frames_per_second"] for n, r in ok_rows.items()}
 
