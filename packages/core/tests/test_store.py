@@ -101,7 +101,8 @@ def test_crashed_run_keeps_rows_already_written(demo_root):
     todo = store.begin(list(dataset))
     store.write(todo[0], np.zeros(3, np.int16))
     store.write(todo[1], np.zeros(3, np.int16))
-    del store  # crash: journal never folded by finish()
+    store._close_journal()  # crash: the journal is never folded by finish(), the process's lock goes with it
+    store._lock.release()
     resumed = toy_store(dataset)
     assert len(resumed.read_manifest()) == 2
     todo = resumed.begin(list(dataset))
@@ -125,3 +126,122 @@ def test_writing_before_begin_is_an_error(demo_root):
     dataset = Dataset.from_root(demo_root)
     with pytest.raises(RuntimeError, match="begin"):
         toy_store(dataset).write(dataset[0], np.zeros(1))
+
+
+def test_stale_outputs_are_counted_and_the_changed_settings_named(demo_root):
+    dataset = Dataset.from_root(demo_root)
+    run(dataset, toy_store(dataset, {"size": 3, "precision": "fp32", "model": {"layer": 6}}))
+    summary = run(dataset, toy_store(dataset, {"size": 3, "precision": "bf16", "model": {"layer": 9}}))
+    assert (summary.done, summary.stale) == (6, 6)
+    assert summary.stale_keys == ["model.layer", "precision"]
+    assert "6 redone because their earlier outputs were stale (changed: model.layer, precision)" in summary.line()
+
+
+def test_a_round_one_manifest_and_journal_are_read(demo_root):
+    dataset = Dataset.from_root(demo_root)
+    run(dataset.select(limit=2), toy_store(dataset))
+    path = dataset.paths.manifest_path("toy")
+    old = pd.read_parquet(path).drop(columns=["kind", "codebook_size", "extras", "schema_version"])
+    old.to_parquet(path, index=False)
+    legacy_row = {**old.iloc[0].to_dict(), "file_name": dataset[2].file_name, "status": "failed", "reason": "old"}
+    (path.parent / "toy.journal.jsonl").write_text(json.dumps(legacy_row, default=str) + "\n")
+    store = toy_store(dataset)
+    manifest = store.read_manifest()
+    assert list(manifest.columns) == MANIFEST_COLUMNS and set(manifest.schema_version) == {1}
+    summary = run(dataset, store)
+    assert (summary.skipped, summary.done) == (2, 4)
+    assert not (path.parent / "toy.journal.jsonl").exists()
+    assert set(read_manifest(path).schema_version) == {1, 2}
+
+
+def test_a_file_that_now_fails_loses_its_earlier_output(demo_root):
+    dataset = Dataset.from_root(demo_root)
+    run(dataset, toy_store(dataset))
+    out = toy_store(dataset).output_path(dataset[0])
+    assert out.is_file()
+    dataset[0].path.write_bytes(dataset[0].path.read_bytes() + b"\x00\x00")  # changed: redone, and now it fails
+    summary = run(dataset, toy_store(dataset), fail={dataset[0].file_name})
+    assert summary.failed == 1 and not out.exists() and not out.with_name(out.stem + ".runs.npy").exists()
+
+
+def test_growing_outputs_have_the_final_shape_and_order(demo_root):
+    dataset = Dataset.from_root(demo_root)
+    store = toy_store(dataset)
+    store.begin(list(dataset)[:1])
+    output = store.open(dataset[0])
+    frames = np.arange(30, dtype=np.float32).reshape(10, 3)  # (t, n) blocks of a (n, T) spectrogram
+    output.append(frames[:4], fortran=True)
+    output.append(frames[4:], fortran=True)
+    output.append(np.arange(5, dtype=np.int16), "runs")
+    store.commit(output, frames_per_second=1.0)
+    store.finish()
+    saved = np.load(store.output_path(dataset[0]))
+    assert saved.shape == (3, 10) and saved.flags.f_contiguous
+    np.testing.assert_array_equal(saved, frames.T)
+    np.testing.assert_array_equal(np.load(store.output_path(dataset[0], "runs")), np.arange(5))
+
+
+def test_non_finite_outputs_are_refused(demo_root):
+    from bat_core.errors import NonFiniteError
+
+    dataset = Dataset.from_root(demo_root)
+    store = toy_store(dataset)
+    store.begin(list(dataset)[:1])
+    with pytest.raises(NonFiniteError, match="1 NaN/inf"):
+        store.write(dataset[0], np.array([0.0, np.inf]))
+    assert not list(store.output_dir.glob("*.npy")) and not list(store.output_dir.glob(".*.tmp"))
+    store.fail(dataset[0], "non-finite")
+    store.finish()
+
+
+def _foreign_lock(directory, representation, writer="main"):
+    """A lock held by another live process (a sleeping child), as a second writer would find it."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{representation}.{writer}.lock").write_text(json.dumps(
+        {"pid": child.pid, "host": socket.gethostname(), "command": "bat-core mels --root elsewhere",
+         "started": "earlier", "heartbeat": time.time()}))
+    return child
+
+
+def test_a_second_writer_is_refused_and_a_dead_ones_lock_is_taken_over(demo_root):
+    from bat_core.errors import LockedError
+
+    dataset = Dataset.from_root(demo_root)
+    child = _foreign_lock(dataset.paths.manifests_dir, "toy")
+    try:
+        with pytest.raises(LockedError, match=f"being written by pid {child.pid}.*bat-core mels --root elsewhere"):
+            toy_store(dataset).begin(list(dataset))
+    finally:
+        child.kill()
+        child.wait()
+    assert run(dataset, toy_store(dataset)).done == 6  # its process is gone: the lock is stale
+    assert not list(dataset.paths.manifests_dir.glob("toy.*.lock")), "released at the end"
+
+
+def test_shards_of_one_run_write_together_and_fold_into_one_manifest(demo_root):
+    from bat_core.errors import LockedError
+
+    dataset = Dataset.from_root(demo_root)
+    shards = [RepresentationStore(dataset.paths, "toy", dataset.paths.tokens_dir / "toy", ToyConfig(),
+                                  file_pattern="toy_{stem}.npy", shard=(i, 3)) for i in range(3)]
+    todos = [store.begin(list(dataset.select(shard=(i, 3)))) for i, store in enumerate(shards)]  # all live at once
+    with pytest.raises(LockedError):  # an unsharded writer, or shards of another N, would collide with them
+        toy_store(dataset).begin(list(dataset))
+    with pytest.raises(LockedError):
+        RepresentationStore(dataset.paths, "toy", dataset.paths.tokens_dir / "toy", ToyConfig(), shard=(0, 2)).begin([])
+    for store, todo in zip(shards, todos):
+        for item in todo:
+            store.write(item, np.zeros(2, np.int16))
+    journals = sorted(p.name for p in dataset.paths.manifests_dir.glob("toy.*.journal.jsonl"))
+    assert journals == [f"toy.shard-{i}-of-3.journal.jsonl" for i in range(3)]  # one journal per writer
+    for store in shards:
+        store.finish()
+    manifest = read_manifest(dataset.paths.manifest_path("toy"))
+    assert sorted(manifest.file_name) == sorted(item.file_name for item in dataset)
+    assert run(dataset, toy_store(dataset)).skipped == 6

@@ -26,6 +26,7 @@ from bat_core.errors import LockedError
 
 HEARTBEAT_SECONDS = 20.0
 STALE_SECONDS = 120.0
+_HELD: set[str] = set()  # lock files held by this process (its own pid alone does not tell a live one from a leftover)
 
 
 def writer_name(shard: tuple[int, int] | None) -> str:
@@ -73,7 +74,7 @@ class WriterLock:
         with exclusive(self.directory / f".{self.representation}.locks"):
             for holder_path in sorted(self.directory.glob(f"{self.representation}.*.lock")):
                 holder = _read(holder_path)
-                if holder is None or _stale(holder):
+                if holder is None or _stale(holder, holder_path):
                     holder_path.unlink(missing_ok=True)
                     continue
                 if self._compatible(holder_path):
@@ -85,6 +86,7 @@ class WriterLock:
             self._record = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)[:300],
                             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "heartbeat": time.time()}
             self._write()
+            _HELD.add(str(self.path))
         self._thread = threading.Thread(target=self._beat, name="bat-lock-heartbeat", daemon=True)
         self._thread.start()
 
@@ -117,6 +119,7 @@ class WriterLock:
         holder = _read(self.path)
         if holder is not None and holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
             self.path.unlink(missing_ok=True)
+        _HELD.discard(str(self.path))
 
 
 def live_writers(directory: Path, representation: str) -> list[str]:
@@ -124,7 +127,7 @@ def live_writers(directory: Path, representation: str) -> list[str]:
     names = []
     for path in directory.glob(f"{representation}.*.lock"):
         holder = _read(path)
-        if holder is not None and not _stale(holder):
+        if holder is not None and not _stale(holder, path):
             names.append(path.name.removeprefix(f"{representation}.").removesuffix(".lock"))
     return names
 
@@ -136,10 +139,10 @@ def _read(path: Path) -> dict | None:
         return None
 
 
-def _stale(holder: dict) -> bool:
+def _stale(holder: dict, path: Path) -> bool:
     if time.time() - float(holder.get("heartbeat", 0)) > STALE_SECONDS:
         return True
     if holder.get("host") == socket.gethostname():
         pid = int(holder.get("pid", -1))
-        return pid == os.getpid() or not pid_alive(pid)
+        return str(path) not in _HELD if pid == os.getpid() else not pid_alive(pid)
     return False

@@ -494,7 +494,7 @@ def _read_journal(path: Path) -> list[dict]:
         with open(path, encoding="utf-8") as journal:
             for line in journal:
                 try:
-                    rows.append(json.loads(line))
+                    rows.append({"schema_version": 1, **json.loads(line)})  # round-1 rows carry no version
                 except json.JSONDecodeError:
                     break  # a line cut short by a crash: the file it names is redone next run
     except FileNotFoundError:

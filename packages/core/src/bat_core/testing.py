@@ -171,3 +171,92 @@ def make_tiny_speech_encoder(directory: str | Path, kind: str = "wav2vec2", seed
     Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=True,
                              return_attention_mask=attention_mask).save_pretrained(directory)
     return Path(directory)
+
+
+class StrategyContract:
+    """The contract every per-file strategy keeps, as tests a strategy's test module inherits::
+
+        class TestContract(StrategyContract):
+            representation = "vqvae"
+            def run_strategy(self, root, models, **options):  # the library call a user would make
+                ...
+            def command(self, root, models):  # the CLI equivalent, for the kill -9 test
+                ...
+
+    ``models`` is a per-test temporary folder for whatever the strategy needs first (a tiny model, a
+    trained codebook). Named without a ``Test`` prefix so pytest collects it only where inherited.
+    """
+
+    representation: str = ""
+    time_axis: int | None = 0  # axis of the main output that runs along time (None: no time axis)
+
+    def run_strategy(self, root: Path, models: Path, **options):
+        """Run the strategy's per-file command over ``root`` (``options``: workers, overwrite); a RunSummary."""
+        raise NotImplementedError
+
+    def command(self, root: Path, models: Path) -> list[str]:
+        """argv of the same run through the strategy's CLI (``[sys.executable, "-m", ...]`` or a console script)."""
+        raise NotImplementedError
+
+    # -- the contract --------------------------------------------------------------------------
+    def test_bad_files_become_failed_rows_and_the_rest_ok(self, demo_root, tmp_path):
+        expected = add_bad_files(demo_root)
+        summary = self.run_strategy(demo_root, tmp_path / "models", workers=2)
+        reasons = dict(summary.failures)
+        assert set(reasons) == set(expected), reasons
+        for name, text in expected.items():
+            assert text in reasons[name], (name, reasons[name])
+        assert summary.done == summary.given - len(expected) and summary.accounted
+        manifest = self._manifest(demo_root)
+        assert set(manifest[manifest.status == "failed"].file_name) == set(expected)
+        for row in manifest[manifest.status == "ok"].itertuples():
+            array = np.load(demo_root / "derived" / row.output_path)
+            assert list(array.shape) == __import__("json").loads(row.shape) and str(array.dtype) == row.dtype
+            assert array.dtype.kind not in "fc" or np.isfinite(array).all(), row.file_name
+
+    def test_rerun_skips_what_is_done(self, demo_root, tmp_path):
+        first = self.run_strategy(demo_root, tmp_path / "models")
+        again = self.run_strategy(demo_root, tmp_path / "models")
+        assert (again.done, again.skipped, again.failed) == (0, first.done, 0)
+        assert self.run_strategy(demo_root, tmp_path / "models", overwrite=True).done == first.done
+
+    def test_manifest_rows_say_what_was_done_and_map_to_original_seconds(self, demo_root, tmp_path):
+        from bat_core.store import MANIFEST_COLUMNS, SCHEMA_VERSION
+
+        self.run_strategy(demo_root, tmp_path / "models")
+        manifest = self._manifest(demo_root)
+        assert list(manifest.columns) == MANIFEST_COLUMNS
+        for row in manifest.itertuples():
+            assert row.status == "ok" and row.config_hash and row.kind and row.schema_version == SCHEMA_VERSION
+            assert row.original_sample_rate > 0 and row.time_expansion >= 1 and row.target_sample_rate > 0
+            assert row.seconds > 0 and row.source_fingerprint
+            if self.time_axis is not None:
+                frames = __import__("json").loads(row.shape)[self.time_axis]
+                assert abs(frames - row.seconds * row.frames_per_second) <= max(2.0, 0.02 * frames), row.file_name
+
+    def test_a_killed_run_leaves_no_torn_output_and_the_rerun_completes(self, demo_root, tmp_path):
+        import signal
+        import subprocess
+        import time
+
+        command = self.command(demo_root, tmp_path / "models")
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        journals = demo_root / "derived" / "manifests"
+        deadline = time.time() + 300
+        while time.time() < deadline and process.poll() is None and not any(
+                path.stat().st_size for path in journals.glob(f"{self.representation}.*.journal.jsonl")):
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        rerun = subprocess.run(command, capture_output=True, text=True)
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        manifest = self._manifest(demo_root)
+        assert set(manifest.status) == {"ok"} and len(manifest) == len(list((demo_root / "data" / "audio").iterdir()))
+        for row in manifest.itertuples():
+            np.load(demo_root / "derived" / row.output_path)  # every output whole
+        assert not list((demo_root / "derived").rglob("*.tmp")), "no temporary output left behind"
+
+    def _manifest(self, root: Path):
+        from bat_core.store import read_manifest
+
+        return read_manifest(root / "derived" / "manifests" / f"{self.representation}.parquet")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import pickle
 import queue
 import signal
@@ -57,16 +58,30 @@ def _prepared(index: int, item: DatasetItem, prepare: Prepare) -> Iterator[tuple
         yield index, Failure(failure_reason(error))
 
 
-def _worker_main(prepare: Prepare, tasks: list[tuple[int, DatasetItem]], out: multiprocessing.Queue) -> None:
+def _worker_main(prepare: Prepare, tasks: list[tuple[int, DatasetItem]], out: multiprocessing.Queue, current) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    parent = multiprocessing.parent_process()
     for index, item in tasks:
+        current.value = index  # shared memory: if this process dies, the parent knows on which file
         for indexed in _prepared(index, item, prepare):
             try:  # pickled here, not in the queue's feeder thread, where an error would lose the message silently
                 payload = pickle.dumps(indexed, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as error:
-                out.put(pickle.dumps((index, Failure(f"cannot pass this file's data between processes: {error}"))))
+                payload = pickle.dumps((index, Failure(f"cannot pass this file's data between processes: {error}")))
+                _send(out, payload, parent)
                 break
-            out.put(payload)
+            _send(out, payload, parent)
+
+
+def _send(out: multiprocessing.Queue, payload: bytes, parent) -> None:
+    """Put into the bounded queue; exit if the parent is gone (killed with -9, it cannot stop its workers)."""
+    while True:
+        try:
+            out.put(payload, timeout=POLL_SECONDS)
+            return
+        except queue.Full:
+            if parent is not None and not parent.is_alive():
+                os._exit(0)
 
 
 class _Pool:
@@ -76,61 +91,87 @@ class _Pool:
         self.depth = max(2, min(256, int(max_memory_mb * 2**20) // (workers * piece_bytes)))
         self.context = multiprocessing.get_context("spawn")
         self.deaths_in_a_row = 0
+        self.crashed: dict[int, str] = {}  # files that killed their worker: failed when their turn comes
+        self.skip: dict[int, int] = {}  # messages of a file already handed on, to drop when a new worker resends them
         self.processes: list = [None] * workers
         self.queues: list = [None] * workers
+        self.current: list = [None] * workers
         for worker in range(workers):
             self._start(worker, first=worker)
 
     def _start(self, worker: int, first: int) -> None:
-        tasks = [(index, self.items[index]) for index in range(first, len(self.items), self.workers)]
+        tasks = [(index, self.items[index]) for index in range(first, len(self.items), self.workers)
+                 if index not in self.crashed]
         out = self.context.Queue(maxsize=self.depth)
-        process = self.context.Process(target=_worker_main, args=(self.prepare, tasks, out), daemon=True,
+        current = self.context.RawValue("q", -1)
+        process = self.context.Process(target=_worker_main, args=(self.prepare, tasks, out, current), daemon=True,
                                        name=f"bat-prepare-{worker}")
         with _worker_environment(self.prepare):
             process.start()
-        self.processes[worker], self.queues[worker] = process, out
+        self.processes[worker], self.queues[worker], self.current[worker] = process, out, current
 
     def __iter__(self) -> Iterator[tuple[int, Message]]:
         for index in range(len(self.items)):
+            if index in self.crashed:
+                yield index, Failure(self.crashed.pop(index))
+                continue
             worker = index % self.workers
+            handed = 0
             while True:
-                message = self._next(worker, index)
+                message = self._next(worker, index, handed)
+                handed += 1
                 yield index, message
                 if isinstance(message, FileInfo):
                     self.deaths_in_a_row = 0
                 if isinstance(message, (FileInfo, Failure)):
                     break
 
-    def _next(self, worker: int, index: int) -> Message:
+    def _next(self, worker: int, index: int, handed: int) -> Message:
         while True:
             try:
                 payload = self.queues[worker].get(timeout=POLL_SECONDS)
             except queue.Empty:
-                process = self.processes[worker]
-                if process.is_alive():
+                if self.processes[worker].is_alive():
                     continue
                 try:  # it may have written its last words just before exiting
                     payload = self.queues[worker].get(timeout=POLL_SECONDS)
                 except queue.Empty:
-                    return self._replace(worker, index, process.exitcode)
+                    failure = self._replace(worker, index, handed)
+                    if failure is not None:
+                        return failure
+                    continue
             got_index, message = pickle.loads(payload)
             if got_index != index:
                 raise RuntimeError(f"worker {worker} sent file {got_index} while file {index} was expected")
+            if self.skip.get(index, 0) > 0:  # resent by a new worker: already handed on
+                self.skip[index] -= 1
+                continue
             return message
 
-    def _replace(self, worker: int, index: int, exitcode: int | None) -> Failure:
+    def _replace(self, worker: int, index: int, handed: int) -> Failure | None:
+        """A worker died. The file it was on fails; files whose messages were still in its queue's buffer
+        (lost with it) are prepared again by a new worker, without repeating what was already handed on."""
+        exitcode = self.processes[worker].exitcode
+        on = self.current[worker].value
+        crashed = index if on < index else on
         log.warning("decoding worker %d died (exit code %s) on %s; starting another for the rest",
-                    worker, exitcode, self.items[index].file_name)
+                    worker, exitcode, self.items[crashed].file_name)
         self._stop(worker)
         self.deaths_in_a_row += 1
         if self.deaths_in_a_row >= MAX_DEATHS_IN_A_ROW:
             raise RunStopped(f"{self.deaths_in_a_row} worker processes died in a row before finishing a file (last exit "
                              f"code {exitcode}): they cannot run here; rerun with --num-workers 0 (decoding in this "
                              "process), or see the messages above")
-        if index + self.workers < len(self.items):
-            self._start(worker, first=index + self.workers)
-        return Failure(f"the process decoding this file died (exit code {exitcode}): the file may crash the "
-                       "decoder, or memory ran out")
+        reason = (f"the process decoding this file died (exit code {exitcode}): the file may crash the decoder, or "
+                  "memory ran out")
+        if crashed == index:
+            if index + self.workers < len(self.items):
+                self._start(worker, first=index + self.workers)
+            return Failure(reason)
+        self.crashed[crashed] = reason
+        self.skip[index] = handed
+        self._start(worker, first=index)
+        return None
 
     def _stop(self, worker: int) -> None:
         process, out = self.processes[worker], self.queues[worker]
