@@ -6,9 +6,7 @@ import argparse
 import sys
 
 from bat_ast_embed.__about__ import __version__
-from bat_ast_embed.config import DEFAULT_MODEL, POOLS, EmbedConfig
-from bat_ast_embed.embed import embed_dataset
-from bat_ast_embed.embedder import ASTEmbedder
+from bat_ast_embed.defaults import DEFAULT_MODEL, POOLS
 from bat_core.cli_common import (
     add_command,
     add_common_arguments,
@@ -17,8 +15,9 @@ from bat_core.cli_common import (
     cli_main,
     cli_parser,
     dataset_from_args,
+    positive_int,
     report_summary,
-    show_progress,
+    run_options,
     time_expansion_from_args,
 )
 from bat_core.errors import BatError
@@ -34,18 +33,25 @@ LENGTH_HELP = (
 )
 
 
-def _embed(args: argparse.Namespace) -> int:
-    max_frames: int | str | None
-    if args.max_frames is None or args.max_frames == "auto":
-        max_frames = args.max_frames
-    else:
-        try:
-            max_frames = int(args.max_frames)
-        except ValueError as error:
-            raise BatError(f"--max-frames takes 'auto' or an integer, got {args.max_frames!r}") from error
+def _max_frames(text: str | None) -> int | str | None:
+    if text is None or text == "auto":
+        return text
     try:
-        config = EmbedConfig(model=args.model, max_frames=max_frames, bucket_frames=args.bucket_frames, pool=args.pool,
-                             layer=args.layer, sequence=args.sequence, time_expansion=time_expansion_from_args(args))
+        return int(text)
+    except ValueError as error:
+        raise BatError(f"--max-frames takes 'auto' or an integer, got {text!r}") from error
+
+
+def _embed(args: argparse.Namespace) -> int:
+    """Parse, load, run, print: the work is ``embed_dataset``'s."""
+    from bat_ast_embed.config import EmbedConfig
+    from bat_ast_embed.embed import embed_dataset
+    from bat_ast_embed.embedder import ASTEmbedder
+
+    try:
+        config = EmbedConfig(model=args.model, max_frames=_max_frames(args.max_frames), bucket_frames=args.bucket_frames,
+                             pool=args.pool, layer=args.layer, sequence=args.sequence,
+                             time_expansion=time_expansion_from_args(args))
     except ValueError as error:
         raise BatError(str(error)) from error
     dataset = dataset_from_args(args)
@@ -54,7 +60,7 @@ def _embed(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise BatError(str(error)) from error
     summary = embed_dataset(dataset, embedder, batch_size=args.batch_size, overwrite=args.overwrite,
-                            num_workers=args.num_workers, show_progress=show_progress(args))
+                            options=run_options(args, "embed"), shard=args.shard, tag=args.tag)
     return report_summary(summary)
 
 
@@ -63,13 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
         "bat-ast-embed", __version__,
         "Continuous embeddings of bat recordings from an Audio Spectrogram Transformer. Each "
                     "recording is time-expanded (bat-core) and resampled to the checkpoint's rate, then turned "
-                    "into the checkpoint's own filterbank by its own feature extractor, so the model sees what it "
-                    "was trained on.",
+                    "into the checkpoint's own filterbank (its feature extractor's filters and statistics), so the "
+                    "model sees what it was trained on.",
     )
     embed = add_command(commands,
         "embed", help="write one embedding per file to derived/ast_features/ast_<stem>.npy",
-        description="Embed every selected file through the bat-core store (resumable; failures reported in "
-                    "derived/manifests/ast.parquet). Output: float32 (hidden,) per file; with --pool both also "
+        description="Embed every selected file through the bat-core runner and store: recordings streamed in "
+                    "blocks by worker processes (memory does not grow with a file's length), resumable, failures "
+                    "reported in derived/manifests/ast.parquet (with --tag NAME: ast-NAME.parquet, outputs in "
+                    "derived/ast_features/ast-NAME/). Outputs made with other settings, weights or precision are "
+                    "redone. Output: float32 (hidden,) per file; with --pool both also "
                     "ast_<stem>.mean.npy; with --sequence also ast_<stem>.sequence.npy, the patch tokens averaged "
                     "over frequency, (time patches, hidden), 10 steps per second of model audio (x time expansion "
                     "per second of the original recording).")
@@ -79,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"Hugging Face name or local folder (save_pretrained) of an AST checkpoint (default: {DEFAULT_MODEL}); "
                             "offline, download it elsewhere and pass --model PATH")
     embed.add_argument("--max-frames", default=None, metavar="auto|N", help=LENGTH_HELP)
-    embed.add_argument("--bucket-frames", type=int, default=64, help="auto mode rounds lengths up to a multiple of this (default: 64)")
+    embed.add_argument("--bucket-frames", type=positive_int, default=64, help="auto mode rounds lengths up to a multiple of this (default: 64)")
     embed.add_argument("--pool", choices=POOLS, default="pooler",
                        help="pooler: the model's pooler output ((CLS + distillation)/2); mean: mean of the valid patch "
                             "tokens; both: pooler in ast_<stem>.npy and the mean in ast_<stem>.mean.npy (default: pooler)")

@@ -1,13 +1,13 @@
-"""What decides an embedding; hashed into every manifest row."""
+"""What decides an embedding; hashed (with the weights and the precision) into every manifest row."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bat_ast_embed.defaults import DEFAULT_MODEL, POOLS
 from bat_core.time_expansion import TimeExpansion
 
-DEFAULT_MODEL = "MIT/ast-finetuned-audioset-10-10-0.4593"
-POOLS = ("pooler", "mean", "both")
+__all__ = ["DEFAULT_MODEL", "POOLS", "EmbedConfig"]
 
 
 @dataclass(frozen=True)

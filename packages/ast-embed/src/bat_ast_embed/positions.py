@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bat_ast_embed.pieces import time_patches
 
-def time_patches(frames: int, patch_size: int = 16, time_stride: int = 10) -> int:
-    return max(1, (frames - patch_size) // time_stride + 1)
+__all__ = ["adapted_position_embeddings", "running_at", "time_patches"]
 
 
 def adapted_position_embeddings(trained: torch.Tensor, frequency_patches: int, trained_time: int, new_time: int) -> torch.Tensor:

@@ -51,19 +51,22 @@ class HashedSample:
     (``merge`` joins samples made apart). Rows are kept in float16 by default: half the memory of the
     largest thing a fit holds, for a rounding (~1e-3 relative) far below the spread of the clusters it
     feeds. Once full, ``wanted`` says which rows of a block can still enter, so a caller gathers (and
-    copies off a GPU) only those.
+    copies off a GPU) only those. Rows never move: an entering row takes the slot of one evicted, and
+    evictions run in bulk over ``capacity / 4`` spare slots, so each row offered costs its hash, and
+    each row kept one copy.
     """
 
     def __init__(self, capacity: int, dim: int, seed: int = 0, dtype: np.dtype = np.float16):
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity, self.dim, self.seed, self.dtype = capacity, dim, seed, np.dtype(dtype)
-        self.rows = np.empty((0, dim), dtype=self.dtype)
-        self.keys = np.empty(0, dtype=np.uint64)
+        self.slots = capacity + max(1, capacity // 4)
+        self.rows: np.ndarray | None = None  # (slots, dim), allocated as rows arrive (up to `slots`)
+        self.keys = np.zeros(0, dtype=np.uint64)
+        self.occupied = np.zeros(0, dtype=bool)
+        self.free: list[np.ndarray] = []  # slot indices freed by evictions, used before growing
+        self.used = 0  # slots handed out so far (occupied or freed)
         self.seen = 0
-        self._pending_rows: list[np.ndarray] = []
-        self._pending_keys: list[np.ndarray] = []
-        self._pending = 0
         self.threshold = np.uint64(_MASK)  # rows with a priority above it can no longer enter
 
     def wanted(self, key: str, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,34 +83,61 @@ class HashedSample:
     def add_selected(self, rows: np.ndarray, priorities: np.ndarray, offered: int) -> None:
         """Rows already chosen with ``wanted`` (and their priorities), of a block of ``offered`` rows."""
         self.seen += offered
-        if len(rows) == 0:
-            return
-        self._pending_rows.append(np.asarray(rows, dtype=self.dtype))
-        self._pending_keys.append(np.asarray(priorities, dtype=np.uint64))
-        self._pending += len(rows)
-        if len(self.keys) + self._pending > 2 * self.capacity:
-            self._compact()
+        rows, priorities = np.asarray(rows), np.asarray(priorities, dtype=np.uint64)
+        while len(rows):
+            entering = priorities <= self.threshold
+            rows, priorities = rows[entering], priorities[entering]
+            slots = self._take_slots(len(rows))
+            if len(slots) == 0:
+                self._evict()
+                continue
+            self.rows[slots] = rows[: len(slots)]
+            self.keys[slots] = priorities[: len(slots)]
+            self.occupied[slots] = True
+            rows, priorities = rows[len(slots):], priorities[len(slots):]
 
-    def _compact(self) -> None:
-        if self._pending:
-            self.rows = np.concatenate([self.rows, *self._pending_rows])
-            self.keys = np.concatenate([self.keys, *self._pending_keys])
-            self._pending_rows, self._pending_keys, self._pending = [], [], 0
-        if len(self.keys) > self.capacity:
-            kept = np.argpartition(self.keys, self.capacity - 1)[: self.capacity]
-            self.rows, self.keys = self.rows[kept], self.keys[kept]
-            self.threshold = self.keys.max()
+    def _take_slots(self, count: int) -> np.ndarray:
+        if self.rows is None:
+            self.rows = np.empty((self.slots, self.dim), dtype=self.dtype)
+            self.keys = np.zeros(self.slots, dtype=np.uint64)
+            self.occupied = np.zeros(self.slots, dtype=bool)
+        taken = []
+        while count and self.free:
+            block = self.free.pop()
+            taken.append(block[:count])
+            if len(block) > count:
+                self.free.append(block[count:])
+            count -= len(taken[-1])
+        if count and self.used < self.slots:
+            fresh = np.arange(self.used, min(self.slots, self.used + count))
+            self.used += len(fresh)
+            taken.append(fresh)
+        return np.concatenate(taken) if taken else np.zeros(0, dtype=np.int64)
+
+    def _evict(self, keep: int | None = None) -> None:
+        """Free the slots of all but the ``keep`` (default: capacity) smallest priorities."""
+        keep = self.capacity if keep is None else keep
+        held = np.flatnonzero(self.occupied)
+        if len(held) <= keep:
+            return
+        order = np.argpartition(self.keys[held], keep - 1)
+        evicted = held[order[keep:]]
+        self.occupied[evicted] = False
+        self.free.append(evicted)
+        self.threshold = self.keys[held[order[:keep]]].max()
 
     def merge(self, other: HashedSample) -> None:
         """Join a sample made elsewhere (another worker or shard) with the same seed and capacity."""
-        other._compact()
-        self.add_selected(other.rows, other.keys, offered=other.seen)
+        held = np.flatnonzero(other.occupied)
+        self.add_selected(other.rows[held] if len(held) else np.zeros((0, self.dim)), other.keys[held], offered=other.seen)
 
     def sample(self) -> np.ndarray:
         """The kept rows, in priority order (a deterministic order too)."""
-        self._compact()
-        order = np.argsort(self.keys, kind="stable")
-        return self.rows[order]
+        if self.rows is None:
+            return np.zeros((0, self.dim), dtype=self.dtype)
+        self._evict()
+        held = np.flatnonzero(self.occupied)
+        return self.rows[held[np.argsort(self.keys[held], kind="stable")]]
 
 
 @dataclass

@@ -32,7 +32,7 @@ import numpy as np
 
 from bat_core.dataset import DatasetItem
 from bat_core.errors import AudioError, BatError, RunStopped
-from bat_core.time_expansion import SignalConversion, SignalConverter, TimeExpansion
+from bat_core.time_expansion import SignalConversion, SignalConverter, TimeExpansion, warn_band_loss
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +201,8 @@ class _Run:
                             self._launch(batch)
                 elif isinstance(message, FileInfo):
                     state.info = message
+                    if message.conversion is not None:
+                        warn_band_loss(message.conversion)
                     self._maybe_done(index)
                 else:
                     self._fail(index, message.reason)

@@ -94,9 +94,17 @@ def discarded_energy_fraction(samples: np.ndarray, sample_rate: float, cutoff_hz
 _band_losses_warned: set[tuple[int, float, int]] = set()
 
 
+def warn_band_loss(conversion: SignalConversion) -> None:
+    """Warn about a conversion that lost part of the spectrum, once per (recording rate, factor, model rate)
+    in this process, so 10,000 files give one line each kind, not 10,000; every file's loss is in its
+    manifest row and the run summary. Called where results are gathered (the runner's process), not in
+    the decoding workers, which would each say it again."""
+    if conversion.band_warning:
+        _warn_band_loss(conversion.discarded_energy_fraction, conversion.kept_up_to_hz, conversion.time_expansion,
+                        conversion.target_sample_rate, conversion.original_sample_rate)
+
+
 def _warn_band_loss(discarded: float, kept_up_to_hz: float, factor: float, target_rate: int, sample_rate: int) -> None:
-    """Warn once per (recording rate, factor, model rate) in a process, so 10,000 files give one
-    line each kind, not 10,000; every file's loss is in its manifest row and the run summary."""
     key = (int(sample_rate), float(factor), int(target_rate))
     level = logging.DEBUG if key in _band_losses_warned else logging.WARNING
     _band_losses_warned.add(key)
@@ -157,8 +165,6 @@ class SignalConverter:
         if self._measure and self.samples_in >= 16:
             discarded = self._spectrum.band_share(np.nextafter(self.kept_up_to_hz, np.inf), self.sample_rate)
         warning = discarded > self.expansion.warn_fraction
-        if warning:
-            _warn_band_loss(discarded, self.kept_up_to_hz, self.factor, self.target_rate, self.sample_rate)
         self._conversion = SignalConversion(
             original_sample_rate=self.sample_rate, time_expansion=float(self.factor),
             target_sample_rate=self.target_rate, kept_up_to_hz=float(self.kept_up_to_hz),
@@ -182,4 +188,5 @@ def convert_for_model(
     """Time-expand then resample a whole array to ``target_rate``; report what the conversion discards."""
     converter = SignalConverter(sample_rate, target_rate, expansion)
     converted = np.concatenate([converter.push(samples), converter.finish()])
+    warn_band_loss(converter.conversion)
     return converted, converter.conversion
