@@ -1,28 +1,109 @@
+"""The CLI parses and prints: accounting, exit codes, refusals, tags, and a --help without numerics."""
+
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
+from bat_core.testing import add_bad_files, make_tiny_ast
 from bat_w2v_kmeans.cli import main
 
+FIT = ["--k", "8", "--max-fit-frames", "500"]
 
-def test_run_fit_encode(tiny_wav2vec2, demo_root, capsys):
-    root = str(demo_root)
-    common = ["--root", root, "--model", str(tiny_wav2vec2), "-q", "--num-workers", "0"]
-    assert main(["run", *common, "--k", "8", "--max-fit-frames", "500"]) == 0
+
+def common(root, model):
+    return ["--root", str(root), "--model", str(model), "-q", "--num-workers", "0", "--device", "cpu"]
+
+
+def test_fit_lists_the_files_it_could_not_use_and_exits_1(tiny_wav2vec2, short_root, capsys):
+    expected = add_bad_files(short_root)
+    assert main(["fit", *common(short_root, tiny_wav2vec2), *FIT]) == 1
+    captured = capsys.readouterr()
+    assert "fit: 15 given, 9 done, 6 failed (" in captured.out and "codebook: k=8 fitted on 500" in captured.out
+    for name in expected:
+        assert f"failed: {name}: " in captured.err
+    config = json.loads((short_root / "derived" / "models" / "w2v_kmeans" / "config.json").read_text())
+    assert {name for name, _ in config["failed_files"]} == set(expected)
+    assert (config["files_given"], config["files_done"]) == (15, 9)
+
+
+def test_an_existing_codebook_is_replaced_only_with_overwrite(tiny_wav2vec2, short_root, capsys):
+    args = ["fit", *common(short_root, tiny_wav2vec2), *FIT]
+    assert main(args) == 0
+    codebook = short_root / "derived" / "models" / "w2v_kmeans" / "centroids.safetensors"
+    before = codebook.read_bytes()
+    capsys.readouterr()
+    assert main([*args, "--seed", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--overwrite" in err and "already exists" in err
+    assert main(["run", *common(short_root, tiny_wav2vec2), *FIT, "--seed", "1"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert codebook.read_bytes() == before
+    assert main([*args, "--seed", "1", "--overwrite"]) == 0 and codebook.read_bytes() != before
+
+
+def test_run_then_encode_with_tags_side_by_side(tiny_wav2vec2, short_root, capsys):
+    root = str(short_root)
+    assert main(["run", *common(short_root, tiny_wav2vec2), *FIT, "--tag", "k8", "--dedup", "--window-seconds", "3"]) == 0
     out = capsys.readouterr().out
-    assert "codebook: k=8 fitted on 500" in out and "6 given, 6 done" in out
-    assert not (demo_root / "derived" / "cache" / "w2v_kmeans_frames").exists()
-    tokens_from_run = {p.name: np.load(p) for p in (demo_root / "derived" / "tokens").glob("w2v_kmeans_*.npy")}
-    assert main(["encode", "--root", root, "-q", "--overwrite"]) == 0
-    assert "6 given, 6 done" in capsys.readouterr().out
-    for name, tokens in tokens_from_run.items():  # cached float16 frames give the same tokens as a fresh pass
-        assert np.mean(np.load(demo_root / "derived" / "tokens" / name) == tokens) > 0.95
-    assert main(["fit", *common, "--k", "8", "--layer", "1", "--codebook", str(demo_root / "cb1")]) == 0
-    assert main(["encode", "--root", root, "--codebook", str(demo_root / "cb1"), "--layer", "2", "-q"]) == 2
+    assert "fit: 8 given, 8 done, 0 failed" in out and "w2v_kmeans-k8: 8 given, 8 done" in out
+    derived = short_root / "derived"
+    tagged = sorted(p.name for p in (derived / "tokens" / "w2v_kmeans-k8").glob("*.npy"))
+    assert len(tagged) == 16 and tagged[0].startswith("w2v_kmeans_rec_0.")  # tokens + runs
+    assert (derived / "models" / "w2v_kmeans-k8" / "config.json").is_file()
+    assert (derived / "manifests" / "w2v_kmeans-k8.parquet").is_file()
+    assert not (derived / "cache" / "w2v_kmeans-k8_frames").exists()
+    # the same codebook (and its 3 s windows) encodes again, untagged, beside the tagged tokens
+    assert main(["encode", "--root", root, "-q", "--num-workers", "0", "--dedup", "--codebook",
+                 str(derived / "models" / "w2v_kmeans-k8")]) == 0
+    assert "w2v_kmeans: 8 given, 8 done" in capsys.readouterr().out
+    for name in (derived / "tokens").glob("w2v_kmeans_*.npy"):  # runs included
+        np.testing.assert_array_equal(np.load(name), np.load(derived / "tokens" / "w2v_kmeans-k8" / name.name))
+    assert main(["encode", "--root", root, "-q", "--tag", "k8", "--dedup"]) == 0
+    assert "8 skipped" in capsys.readouterr().out
+    assert main(["encode", "--root", root, "-q", "--tag", "k8"]) == 0  # no --dedup: another configuration
+    assert "8 redone because their earlier outputs were stale (changed: dedup)" in capsys.readouterr().out
+    assert main(["encode", "--root", root, "--tag", "k8", "--layer", "1", "-q"]) == 2
     assert "layer" in capsys.readouterr().err
 
 
-def test_help_explains_layers(capsys):
+def test_sharded_run_without_a_codebook_names_fit(tiny_wav2vec2, short_root, capsys):
+    assert main(["run", *common(short_root, tiny_wav2vec2), "--shard", "0/2"]) == 2
+    err = capsys.readouterr().err
+    assert "bat-w2v-kmeans fit" in err and err.count("\n") == 1
+    assert main(["fit", *common(short_root, tiny_wav2vec2), *FIT]) == 0
+    assert main(["run", *common(short_root, tiny_wav2vec2), "--shard", "1/2"]) == 0
+    out = capsys.readouterr().out
+    assert "not fitted again" in out and "w2v_kmeans: " in out
+
+
+def test_usage_errors_exit_2_with_one_line(tiny_wav2vec2, short_root, tmp_path, capsys):
+    ast = make_tiny_ast(tmp_path / "ast")
+    assert main(["fit", *common(short_root, ast), *FIT]) == 2
+    assert "wav2vec2, hubert, wavlm, data2vec-audio" in capsys.readouterr().err
+    assert main(["fit", *common(short_root, tiny_wav2vec2), "--k", "8", "--max-fit-frames", "4"]) == 2
+    assert "fewer than --k" in capsys.readouterr().err
+    assert main(["run", *common(short_root, tiny_wav2vec2), *FIT, "--window-seconds", "0.5"]) == 2
+    assert "--window-seconds" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exited:
-        main(["fit", "--help"])
-    assert exited.value.code == 0
-    assert "intermediate layer is often better" in " ".join(capsys.readouterr().out.split())
+        main(["fit", "--root", str(short_root), "--shard", "0/2"])  # fit does not shard
+    assert exited.value.code == 2
+
+
+def test_help_explains_layers_and_seed_only_where_used(capsys):
+    for command, has_seed, has_shard in (("fit", True, False), ("encode", False, True), ("run", True, True)):
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--help"])
+        assert exited.value.code == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert "intermediate layer is often better" in text and "--tag" in text and "--overwrite" in text
+        assert ("--seed" in text) == has_seed and ("--shard" in text) == has_shard
+
+
+def test_help_imports_no_numerics():
+    code = ("import sys; from bat_w2v_kmeans.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('numpy', 'pandas', 'torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,140 +1,261 @@
-"""The Python API: encoder frames -> k-means codebook -> integer tokens."""
+"""The Python API: encoder frames -> k-means codebook -> integer tokens.
+
+``fit`` streams a dataset through the bat-core runner into an order-free sample (``HashedSample``:
+the same rows whatever the file order, the number of workers or the shard that saw them) and fits
+k-means on it. ``encode`` tokenises one recording held in memory through the very same pieces,
+batches and assignment as a dataset run, so it gives the same tokens as the runner for that file.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from bat_core.audio import load_audio
-from bat_core.batching import chunks
+from bat_core.audio import BLOCK_FRAMES, check_samples
 from bat_core.dataset import Dataset, DatasetItem
-from bat_core.errors import BatError
-from bat_core.pipeline import iter_prepared, progress
-from bat_core.time_expansion import SignalConversion, TimeExpansion, convert_for_model
+from bat_core.errors import AudioError, BatError
+from bat_core.kmeans import HashedSample, fit_kmeans
+from bat_core.runner import AppendOutputs, AudioPrepare, FileInfo, Piece, RunOptions, run
+from bat_core.time_expansion import SignalConversion, SignalConverter, TimeExpansion
 from bat_w2v_kmeans.codebook import Codebook, CodebookInfo
+from bat_w2v_kmeans.defaults import DEFAULT_K, DEFAULT_MAX_FIT_FRAMES
 from bat_w2v_kmeans.encoder import SpeechEncoder
-from bat_w2v_kmeans.kmeans import Reservoir, fit_kmeans, nearest
+from bat_w2v_kmeans.forward import OwnedFrames, SampledRows, Tokens, assign, centroids_on
+from bat_w2v_kmeans.pieces import WindowPieces
+from bat_w2v_kmeans.sinks import SampleSink
 
-FILES_PER_CHUNK = 32  # decoded recordings held at once; their windows are batched by length
-SECONDS_PER_CHUNK = 600.0  # ...and at most this much model-time audio, so long recordings do not pile up
+MAX_K = int(np.iinfo(np.int16).max) + 1  # tokens are int16
 
 
-@dataclass
-class FileFrames:
-    item: DatasetItem
-    frames: np.ndarray | None
-    reason: str | None
-    conversion: SignalConversion | None = None
-    seconds: float = 0.0
+class NotEnoughFramesError(BatError):
+    """The fit saw fewer frames than centroids asked for."""
 
 
 class W2VKMeansTokenizer:
-    def __init__(self, encoder: SpeechEncoder, expansion: TimeExpansion = TimeExpansion(), codebook: Codebook | None = None):
+    def __init__(self, encoder: SpeechEncoder, expansion: TimeExpansion = TimeExpansion(),
+                 codebook: Codebook | None = None):
         self.encoder = encoder
         self.expansion = expansion
-        self.codebook = codebook
+        self.codebook: Codebook | None = None
         if codebook is not None:
-            codebook.check_matches(self.info(k=codebook.info.k))
+            self.use(codebook)
 
     @classmethod
     def from_pretrained(cls, codebook_dir: str | Path, model: str | None = None, device: str = "auto",
                         layer: int | None = None, expansion: TimeExpansion | None = None,
                         **encoder_kwargs) -> W2VKMeansTokenizer:
-        """Codebook from ``codebook_dir`` with the encoder, layer and time expansion it was made with;
-        any of them given explicitly must match the codebook (ConfigMismatchError otherwise)."""
+        """Codebook from ``codebook_dir`` with the encoder, layer, time expansion and windows it was made
+        with; model, layer and time expansion given explicitly must match the codebook (ConfigMismatchError
+        otherwise)."""
         codebook = Codebook.load(codebook_dir)
         if layer is None and codebook.info.layer != "last":
             layer = int(codebook.info.layer)
-        encoder = SpeechEncoder.from_pretrained(model or codebook.info.model_id, layer=layer, device=device, **encoder_kwargs)
+        info = codebook.info
+        if encoder_kwargs.get("window_seconds") is None and info.window_samples and info.hop_samples:
+            encoder_kwargs["window_seconds"] = info.window_samples / info.model_sample_rate
+            encoder_kwargs["overlap_seconds"] = (info.window_samples - info.hop_samples) / info.model_sample_rate
+        encoder_kwargs = {key: value for key, value in encoder_kwargs.items() if value is not None}
+        encoder = SpeechEncoder.from_pretrained(model or codebook.info.model_id, layer=layer, device=device,
+                                                **encoder_kwargs)
         if expansion is None:
             low, high = codebook.info.band_hz
             expansion = TimeExpansion.parse(codebook.info.time_expansion, band_low_hz=low, band_high_hz=high)
         return cls(encoder, expansion, codebook)
 
+    def use(self, codebook: Codebook) -> None:
+        """Tokenise with ``codebook``; refused when it was made with another model, layer or time expansion."""
+        codebook.check_matches(self.info(k=codebook.info.k))
+        self.codebook = codebook
+
     def info(self, k: int, **fields) -> CodebookInfo:
+        settings = self.encoder.settings()
         return CodebookInfo(
             model_id=self.encoder.model_id, model_fingerprint=self.encoder.fingerprint(), layer=self.encoder.layer_name,
             time_expansion=self.expansion.describe(), band_hz=(self.expansion.band_low_hz, self.expansion.band_high_hz),
-            model_sample_rate=self.encoder.sample_rate, samples_per_frame=self.encoder.samples_per_frame, k=k, **fields)
+            model_sample_rate=self.encoder.sample_rate, samples_per_frame=self.encoder.samples_per_frame, k=k,
+            window_samples=settings["window_samples"], hop_samples=settings["hop_samples"],
+            bucket_samples=settings["bucket_samples"], precision=settings["precision"], **fields)
 
-    def save(self, directory: str | Path) -> Path:
-        return self._require_codebook().save(directory)
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
+        return self.require_codebook().save(directory, overwrite=overwrite)
+
+    def require_codebook(self) -> Codebook:
+        if self.codebook is None:
+            raise BatError("no codebook yet: fit() one or load it with from_pretrained(DIR)")
+        return self.codebook
 
     def frames_per_second(self, conversion: SignalConversion) -> float:
         """Tokens per second of the original recording."""
         return self.encoder.sample_rate * conversion.time_expansion / self.encoder.samples_per_frame
 
-    # -- single recordings --------------------------------------------------
-    def frames(self, samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, SignalConversion]:
-        converted, conversion = convert_for_model(samples, sample_rate, self.encoder.sample_rate, self.expansion)
-        return self.encoder.frames([converted])[0], conversion
+    def prepare(self) -> AudioPrepare:
+        """Recording -> normalised windows at the encoder's rate (runs in the decoding processes)."""
+        return self.encoder.prepare(self.expansion)
 
+    def token_config(self, dedup: bool = False) -> dict:
+        """Everything a token array depends on: its config hash decides what is stale."""
+        codebook = self.require_codebook()
+        return {"codebook": codebook.fingerprint(), "k": codebook.info.k, **self.encoder.settings(),
+                "time_expansion": self.expansion.describe(),
+                "band_hz": [self.expansion.band_low_hz, self.expansion.band_high_hz], "dedup": dedup}
+
+    # -- fit ----------------------------------------------------------------------------------------
+    def new_sample(self, max_fit_frames: int, seed: int) -> HashedSample:
+        if max_fit_frames < 1:
+            raise BatError(f"--max-fit-frames must be >= 1, got {max_fit_frames}")
+        return HashedSample(max_fit_frames, self.encoder.hidden_size, seed)
+
+    def fit(self, dataset: Dataset | Sequence[DatasetItem], k: int = DEFAULT_K,
+            max_fit_frames: int = DEFAULT_MAX_FIT_FRAMES, seed: int = 0, options: RunOptions = RunOptions()) -> Codebook:
+        """Stream the recordings through the encoder into a bounded sample, then k-means it. Files that
+        cannot be used are listed in the codebook's ``failed_files``; too few frames raise NotEnoughFramesError."""
+        check_k(k, max_fit_frames)
+        items = list(dataset)
+        sample = self.new_sample(max_fit_frames, seed)
+        sink = SampleSink(sample)
+        run(items, self.prepare(), sink, SampledRows(self.encoder, sample, [item.file_name for item in items]),
+            described(options, "fit"))
+        return self.fit_sample(sample, k, seed, max_fit_frames, items, sink.done_files, sink.failures)
+
+    def fit_sample(self, sample: HashedSample, k: int, seed: int, max_fit_frames: int, items: Sequence[DatasetItem],
+                   done: Sequence[str], failures: Sequence[tuple[str, str]]) -> Codebook:
+        """k-means on a filled sample; the codebook records which files fed it and which failed."""
+        check_k(k)
+        rows = sample.sample()
+        if len(rows) < k:
+            failed = f"; {len(failures)} failed: " + ", ".join(name for name, _ in failures[:5]) if failures else ""
+            raise NotEnoughFramesError(
+                f"only {len(rows)} frames from {len(done)} of {len(items)} files{failed}: too few for k={k}; use more "
+                "audio or a smaller --k")
+        started = time.perf_counter()
+        result = fit_kmeans(rows, k, seed=seed, device=self.encoder.device)
+        self.codebook = Codebook(result.centroids, self.info(
+            k=k, seed=seed, inertia=result.inertia, fit_frames=result.rows, frames_seen=sample.seen,
+            max_fit_frames=max_fit_frames, data_fingerprint=data_fingerprint(items), files_given=len(items),
+            files_done=len(done), failed_files=[[name, reason] for name, reason in failures],
+            extra={"iterations": result.iterations, "fit_seconds": time.perf_counter() - started}))
+        return self.codebook
+
+    # -- single recordings ----------------------------------------------------------------------------
     def encode(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-        """int16 tokens, one per encoder frame (``frames_per_second`` of the original audio)."""
-        frames, _ = self.frames(np.asarray(samples, dtype=np.float32), sample_rate)
-        return self.assign(frames)
+        """int16 tokens, one per encoder frame (``frames_per_second`` of the original audio): the same as
+        a dataset run gives for this recording."""
+        codebook = self.require_codebook()
+        outputs, _ = self._in_memory(samples, sample_rate, Tokens(self.encoder, codebook.centroids),
+                                     stride=self.encoder.samples_per_frame)
+        tokens = np.concatenate(outputs) if outputs else np.zeros(0, dtype=np.int16)
+        if len(tokens) and tokens.min() < 0:
+            raise AudioError("the encoder gave frames with NaN/inf values for this recording")
+        return tokens
+
+    def frames(self, samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, SignalConversion]:
+        """float32 (T, hidden) frames of one recording, windows stitched, and what was done to its signal."""
+        outputs, info = self._in_memory(samples, sample_rate, OwnedFrames(self.encoder), stride=None)
+        return np.concatenate(outputs), info.conversion
 
     def assign(self, frames: np.ndarray) -> np.ndarray:
-        codebook = self._require_codebook()
+        """int16 nearest centroid of each frame (as every encoding path assigns them)."""
+        codebook = self.require_codebook()
         device = self.encoder.device
-        indices, _ = nearest(torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(device),
-                             torch.from_numpy(codebook.centroids).to(device))
-        return indices.cpu().numpy().astype(np.int16)
+        with torch.inference_mode():
+            rows = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(device)
+            return assign(rows, centroids_on(device, codebook.centroids)).cpu().numpy()
 
-    # -- datasets -------------------------------------------------------------
-    def iter_frames(self, items: list[DatasetItem], batch_size: int = 8, num_workers: int = 2,
-                    show_progress: bool = True, description: str = "features") -> Iterator[FileFrames]:
-        """Frames of every item in order; decoding and resampling run in background threads."""
-        def prepare(item: DatasetItem):
-            recording = load_audio(item.path)
-            converted, conversion = convert_for_model(recording.samples, recording.sample_rate,
-                                                      self.encoder.sample_rate, self.expansion)
-            return converted, conversion, recording.seconds
+    def _in_memory(self, samples: np.ndarray, sample_rate: int, encoder: Any, stride: int | None
+                   ) -> tuple[list[np.ndarray], FileInfo]:
+        samples = np.asarray(samples, dtype=np.float32)
+        if samples.ndim == 2:  # (n, channels), mixed as read_blocks mixes a file's channels
+            samples = samples.mean(axis=1, dtype=np.float32)
+        samples = check_samples(samples, "the samples given")
+        if len(samples) == 0:
+            raise AudioError("no audio samples given")
+        prepare = _InMemory(samples, int(sample_rate), self.encoder.sample_rate, self.expansion, self.encoder.pieces())
+        sink = _Collected(stride)
+        run([DatasetItem("<in memory>", Path("<in memory>"))], prepare, sink, encoder,
+            RunOptions(workers=0, show_progress=False))
+        if sink.failure is not None:
+            raise AudioError(sink.failure)
+        return sink.outputs, sink.info
 
-        def model_seconds(prepared) -> float:
-            _, result, _ = prepared
-            return 0.0 if result is None else len(result[0]) / self.encoder.sample_rate
 
-        prepared = progress(iter_prepared(items, prepare, num_workers), len(items), description, show_progress)
-        for chunk in chunks(prepared, FILES_PER_CHUNK, SECONDS_PER_CHUNK, model_seconds):
-            good = [(item, result) for item, result, reason in chunk if reason is None]
-            frames = self.encoder.frames([result[0] for _, result in good], batch_size) if good else []
-            by_name = {item.file_name: (result, f) for (item, result), f in zip(good, frames)}
-            for item, _, reason in chunk:
-                if reason is not None:
-                    yield FileFrames(item, None, reason)
-                else:
-                    (_, conversion, seconds), f = by_name[item.file_name]
-                    yield FileFrames(item, f, None, conversion, seconds)
+@dataclass(frozen=True)
+class _InMemory:
+    """A prepare for samples held in memory: the blocks ``read_blocks`` would give, converted as
+    ``AudioPrepare`` converts them, cut by the encoder's piece maker."""
 
-    def fit(self, dataset: Dataset, k: int = 128, max_fit_frames: int = 50_000, seed: int = 0, batch_size: int = 8,
-            num_workers: int = 2, show_progress: bool = True, frame_sink=None) -> Codebook:
-        """Stream the corpus through the encoder into a bounded reservoir, then k-means it."""
-        reservoir = Reservoir(max_fit_frames, self.encoder.hidden_size, seed)
-        usable = 0
-        for result in self.iter_frames(list(dataset), batch_size, num_workers, show_progress, "fit: features"):
-            if result.frames is not None:
-                reservoir.add(result.frames)
-                usable += 1
-            if frame_sink is not None:
-                frame_sink(result)
-        sample = reservoir.sample()
-        if len(sample) < k:
-            raise BatError(f"only {len(sample)} frames from {usable} readable files: too few for k={k}; "
-                           "use more audio or a smaller --k")
-        started = time.perf_counter()
-        result = fit_kmeans(sample, k, seed=seed, device=self.encoder.device)
-        self.codebook = Codebook(result.centroids, self.info(
-            k=k, seed=seed, inertia=result.inertia, fit_frames=result.rows, frames_seen=reservoir.seen,
-            extra={"iterations": result.iterations, "files": usable, "fit_seconds": time.perf_counter() - started}))
-        return self.codebook
+    samples: np.ndarray
+    sample_rate: int
+    target_rate: int
+    expansion: TimeExpansion
+    pieces: WindowPieces
 
-    def _require_codebook(self) -> Codebook:
-        if self.codebook is None:
-            raise BatError("no codebook yet: fit() one or load it with from_pretrained(DIR)")
-        return self.codebook
+    def __call__(self, item: DatasetItem) -> Iterator[Piece | FileInfo]:
+        converter = SignalConverter(self.sample_rate, self.target_rate, self.expansion)
+
+        def converted() -> Iterator[np.ndarray]:
+            for start in range(0, len(self.samples), BLOCK_FRAMES):
+                out = converter.push(self.samples[start:start + BLOCK_FRAMES])
+                if len(out):
+                    yield out
+            tail = converter.finish()
+            if len(tail):
+                yield tail
+
+        yield from self.pieces(converted())
+        yield FileInfo(seconds=len(self.samples) / self.sample_rate, conversion=converter.conversion)
+
+
+class _Collected:
+    """Runner sink for one in-memory recording: outputs kept (windows trimmed to their share when ``stride``)."""
+
+    def __init__(self, stride: int | None):
+        self.outputs: list[np.ndarray] = []
+        self.assembler = AppendOutputs(self, stride=stride)
+        self.info: FileInfo | None = None
+        self.failure: str | None = None
+
+    def append(self, array: np.ndarray, name: str = "", fortran: bool = False) -> None:
+        self.outputs.append(np.array(array))
+
+    def add(self, item: DatasetItem, piece: Piece, output: Any) -> None:
+        self.assembler.add(piece, output)
+
+    def done(self, item: DatasetItem, info: FileInfo) -> None:
+        self.info = info
+
+    def fail(self, item: DatasetItem, reason: str) -> None:
+        self.failure = reason
+
+
+def check_k(k: int, max_fit_frames: int | None = None) -> None:
+    """A usage error before any work: tokens are int16, and k-means needs at least k sampled frames."""
+    if not 1 <= k <= MAX_K:
+        raise BatError(f"--k must be 1..{MAX_K} (tokens are int16), got {k}")
+    if max_fit_frames is not None and max_fit_frames < k:
+        raise BatError(f"--max-fit-frames {max_fit_frames} is fewer than --k {k}: k-means needs at least k frames")
+
+
+def data_fingerprint(items: Sequence[DatasetItem]) -> str:
+    """The recordings a fit saw: names, sizes and modification times (order-free)."""
+    digest = hashlib.sha256()
+    for name, fingerprint in sorted((item.file_name, _source(item)) for item in items):
+        digest.update(f"{name}\0{fingerprint}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _source(item: DatasetItem) -> str:
+    try:
+        return item.fingerprint()
+    except OSError:
+        return "missing"
+
+
+def described(options: RunOptions, description: str) -> RunOptions:
+    return options if options.description else replace(options, description=description)
