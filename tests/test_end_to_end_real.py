@@ -12,9 +12,11 @@ import numpy as np
 
 from bat_core.dataset import Dataset
 from bat_core.evaluate import evaluate_project
+from bat_core.runner import RunOptions
 from bat_core.store import read_manifest
 from bat_core.testing import make_tiny_ast, make_tiny_speech_encoder, require_shared_bats
 
+QUIET = RunOptions(workers=2, show_progress=False)
 INSTALLED = {name: importlib.util.find_spec(name) is not None for name in ("bat_vqvae", "bat_w2v_kmeans", "bat_ast_embed")}
 
 
@@ -32,14 +34,14 @@ def run_strategies(dataset, tmp_path) -> list[str]:
         from bat_w2v_kmeans import SpeechEncoder, W2VKMeansTokenizer, encode_dataset
 
         tokenizer = W2VKMeansTokenizer(SpeechEncoder.from_pretrained(make_tiny_speech_encoder(tmp_path / "w2v"), device="cpu"))
-        tokenizer.fit(dataset, k=16, max_fit_frames=5000, show_progress=False)
-        encode_dataset(dataset, tokenizer, show_progress=False)
+        tokenizer.fit(dataset, k=16, max_fit_frames=5000, options=QUIET)
+        encode_dataset(dataset, tokenizer, options=QUIET)
         ran.append("w2v_kmeans")
     if INSTALLED["bat_ast_embed"]:
         from bat_ast_embed import ASTEmbedder, EmbedConfig, embed_dataset
 
         embedder = ASTEmbedder.from_pretrained(make_tiny_ast(tmp_path / "ast"), EmbedConfig(max_frames="auto"), device="cpu")
-        embed_dataset(dataset, embedder, show_progress=False)
+        embed_dataset(dataset, embedder, options=QUIET)
         ran.append("ast")
     return ran
 
@@ -48,7 +50,7 @@ def test_every_strategy_and_the_report_on_real_recordings(tmp_path):
     root = require_shared_bats()
     dataset = Dataset.from_root(root, derived=tmp_path / "derived")
     ran = run_strategies(dataset, tmp_path)
-    report = evaluate_project(dataset, "call_type", show_progress=False, notes=["tiny random-weight encoders"])
+    report = evaluate_project(dataset, "call_type", options=QUIET, notes=["tiny random-weight encoders"])
     data = json.loads(report.json.read_text())
     rows = {row["name"]: row for row in data["rows"]}
     assert set(ran) | {"majority", "mfcc_kmeans", "mean_log_mel"} == set(rows)

@@ -1,32 +1,42 @@
+import numpy as np
 import pytest
 
-from bat_core.batching import bucket_length, chunks, length_batches
+from bat_core.batching import LengthBatcher, bucket_length
+from bat_core.runner import Piece
 
 
 def test_bucket_length():
     assert bucket_length(1, 64) == 64 and bucket_length(64, 64) == 64 and bucket_length(65, 64) == 128
-    assert bucket_length(3, 64, maximum=32) == 32 and bucket_length(0, 10, minimum=16) == 16
+    assert bucket_length(10, 64, minimum=400) == 400 and bucket_length(5000, 64, maximum=1024) == 1024
 
 
-def test_length_batches_group_equal_lengths_only():
-    lengths = [128, 64, 128, 64, 192, 128, 128]
-    batches = length_batches(lengths, batch_size=3)
-    assert batches == [[1, 3], [0, 2, 5], [6], [4]]
-    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+def pieces(lengths):
+    return [Piece(np.zeros(length), length=length, file=i) for i, length in enumerate(lengths)]
+
+
+def test_groups_hold_equal_lengths_and_go_out_when_full():
+    batcher = LengthBatcher(max_items=2, max_length=None)
+    out = [batch for piece in pieces([3, 5, 3, 5, 3]) for batch in batcher.add(piece)]
+    assert [[p.file for p in batch] for batch in out] == [[0, 2], [1, 3]]
+    assert [[p.file for p in batch] for batch in batcher.flush()] == [[4]]
     with pytest.raises(ValueError):
-        length_batches(lengths, 0)
-    assert length_batches(lengths, batch_size=8, max_total=256) == [[1, 3], [0, 2], [5, 6], [4]]
+        LengthBatcher(0, None)
 
 
-def test_chunks():
-    assert list(chunks(range(5), 2)) == [[0, 1], [2, 3], [4]]
-    assert list(chunks([], 3)) == []
+def test_summed_length_bounds_a_batch_and_pending_pieces_are_bounded():
+    batcher = LengthBatcher(max_items=8, max_length=10)
+    out = [batch for piece in pieces([4, 4, 4, 4]) for batch in batcher.add(piece)]
+    assert [len(batch) for batch in out] == [2, 2]  # a third piece of 4 would pass 10
+    bounded = LengthBatcher(max_items=2, max_length=None)
+    out = [batch for piece in pieces([1, 2, 3, 4, 5, 6]) for batch in bounded.add(piece)]
+    assert out and bounded.pending <= 4  # never more than two batches' worth waits
 
 
-def test_chunks_bounded_by_total_size():
-    sizes = [1, 1, 5, 1, 1, 1, 1]
-    got = list(chunks(sizes, 3, max_total=3, size_of=float))
-    assert got == [[1, 1], [5], [1, 1, 1], [1]]  # an item over the bound goes alone; the count bound still holds
-    assert sum(got, []) == sizes
-    with pytest.raises(ValueError):
-        list(chunks(sizes, 3, max_total=3))
+def test_a_failed_file_is_dropped_and_out_of_memory_halves():
+    batcher = LengthBatcher(max_items=4, max_length=100)
+    for piece in pieces([3, 3, 3]):
+        batcher.add(piece)
+    batcher.drop(1)
+    assert [[p.file for p in batch] for batch in batcher.flush()] == [[0, 2]]
+    batcher.shrink()
+    assert (batcher.max_items, batcher.max_length) == (2, 50)

@@ -127,3 +127,25 @@ def test_unknown_label_column(tmp_path):
     dataset = Dataset.from_root(make_demo_project(tmp_path / "p", n_files=3))
     with pytest.raises(DatasetError, match="no column 'species'"):
         evaluate_project(dataset, "species", options=RunOptions(workers=0, show_progress=False))
+
+
+def test_every_file_is_accounted_and_the_json_is_strict(tmp_path):
+    """No label: no probe, yet report.json holds no bare NaN; a deleted output is counted, never a crash;
+    --limit-style selections count only the selected files (tokens per second included)."""
+    from bat_core.testing import make_demo_project
+
+    dataset = Dataset.from_root(make_demo_project(tmp_path / "p", n_files=6))
+    write_fake_strategies(dataset)
+    (dataset.paths.tokens_dir / f"perfect_{dataset[1].stem}.npy").unlink()
+    selected = dataset.select(limit=4)
+    report = evaluate_project(selected, None, options=RunOptions(workers=0, show_progress=False))
+    text = report.json.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    data = json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name} in report.json"))
+    rows = {row["name"]: row for row in data["rows"]}
+    assert rows["perfect"]["files_ok"] == 3 and rows["perfect"]["failed_files"] == [dataset[1].file_name]
+    assert rows["noise"]["files_ok"] == 4 and rows["noise"]["files_failed"] == 0
+    assert rows["perfect"]["tokens_per_second"] == pytest.approx(40.0)  # 40 tokens per 1.0 s, whatever else is on disk
+    assert rows["perfect"]["probe_accuracy"] is None
+    assert report.incomplete["perfect"] == [dataset[1].file_name]
+    assert "evaluate: 4 files" in report.line() and "perfect (1)" in report.line()

@@ -1,12 +1,13 @@
-"""Batches by length, decided per item, so an item's padding never depends on its batch mates."""
+"""Batches by length, decided per piece, so a piece's padding never depends on its batch mates."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from collections import defaultdict
+from typing import TYPE_CHECKING
 
-Item = TypeVar("Item")
+if TYPE_CHECKING:
+    from bat_core.runner import Piece
 
 
 def bucket_length(length: int, bucket: int, minimum: int = 1, maximum: int | None = None) -> int:
@@ -15,41 +16,51 @@ def bucket_length(length: int, bucket: int, minimum: int = 1, maximum: int | Non
     return min(rounded, maximum) if maximum is not None else rounded
 
 
-def length_batches(run_lengths: Sequence[int], batch_size: int, max_total: int | None = None) -> list[list[int]]:
-    """Indices grouped into batches of equal run length (shortest first): at most ``batch_size``
-    items and, when given, at most ``max_total`` summed length (one item always fits), so a batch
-    of long windows does not take many times the memory of a batch of short ones."""
-    if batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    order = sorted(range(len(run_lengths)), key=lambda i: (run_lengths[i], i))
-    batches: list[list[int]] = []
-    for index in order:
-        length = run_lengths[index]
-        if (batches and len(batches[-1]) < batch_size and run_lengths[batches[-1][0]] == length
-                and (max_total is None or (len(batches[-1]) + 1) * length <= max_total)):
-            batches[-1].append(index)
-        else:
-            batches.append([index])
-    return batches
+class LengthBatcher:
+    """The runner's batches: pieces of equal ``length`` grouped (so a piece's padding never depends on its batch
+    mates); a group goes out when full (``max_items`` pieces, or ``max_length`` summed length), or, when more
+    than two batches' worth is pending, the largest group goes out as it is (a bound on what waits)."""
 
+    def __init__(self, max_items: int, max_length: int | None):
+        if max_items < 1:
+            raise ValueError(f"batch size must be >= 1, got {max_items}")
+        self.max_items, self.max_length = max_items, max_length
+        self.groups: dict[int, list[Piece]] = defaultdict(list)
+        self.pending = 0
 
-def chunks(items: Iterable[Item], size: int, max_total: float | None = None,
-           size_of: Callable[[Item], float] | None = None) -> Iterator[list[Item]]:
-    """Consecutive lists of at most ``size`` items and, when given, at most ``max_total`` summed
-    ``size_of(item)`` (one item always fits): a run of long recordings is held a few at a time."""
-    if size < 1:
-        raise ValueError(f"chunk size must be >= 1, got {size}")
-    if max_total is not None and size_of is None:
-        raise ValueError("max_total needs size_of")
-    limit = math.inf if max_total is None else max_total
-    chunk: list[Item] = []
-    total = 0.0
-    for item in items:
-        weight = size_of(item) if max_total is not None else 0.0
-        if chunk and (len(chunk) >= size or total + weight > limit):
-            yield chunk
-            chunk, total = [], 0.0
-        chunk.append(item)
-        total += weight
-    if chunk:
-        yield chunk
+    def _full(self, group: list[Piece]) -> bool:
+        length = group[0].length
+        return len(group) >= self.max_items or (self.max_length is not None and (len(group) + 1) * length > self.max_length)
+
+    def add(self, piece: Piece) -> list[list[Piece]]:
+        group = self.groups[piece.length]
+        group.append(piece)
+        self.pending += 1
+        ready = []
+        if self._full(group):
+            ready.append(self._take(piece.length))
+        while self.pending > 2 * self.max_items:  # too many partial groups: send the largest
+            ready.append(self._take(max(self.groups, key=lambda length: (len(self.groups[length]), -length))))
+        return ready
+
+    def _take(self, length: int) -> list[Piece]:
+        group = self.groups.pop(length)
+        self.pending -= len(group)
+        return group
+
+    def flush(self) -> list[list[Piece]]:
+        return [self._take(length) for length in sorted(self.groups)]
+
+    def drop(self, file: int) -> None:
+        for length in list(self.groups):
+            kept = [piece for piece in self.groups[length] if piece.file != file]
+            self.pending -= len(self.groups[length]) - len(kept)
+            if kept:
+                self.groups[length] = kept
+            else:
+                del self.groups[length]
+
+    def shrink(self) -> None:
+        self.max_items = max(1, self.max_items // 2)
+        if self.max_length is not None:
+            self.max_length = max(1, self.max_length // 2)

@@ -80,7 +80,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     for note in report.notes:
         print(f"note: {note}")
     print(f"report: {report.markdown} (+ report.json, {len(report.figures)} figures)")
-    return EXIT_OK
+    print(report.line())
+    return EXIT_SOME_FAILED if any(report.incomplete.values()) else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,13 +23,13 @@ and sinks write outputs as they come.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
+from bat_core.batching import LengthBatcher
 from bat_core.dataset import DatasetItem
 from bat_core.errors import AudioError, BatError, RunStopped
 from bat_core.time_expansion import SignalConversion, SignalConverter, TimeExpansion, warn_band_loss
@@ -179,7 +179,7 @@ class _Run:
     def __init__(self, items: Sequence[DatasetItem], sink: Sink, encoder: Encoder | None, options: RunOptions):
         self.items, self.sink, self.encoder, self.options = items, sink, encoder, options
         self.files: dict[int, _FileState] = {}
-        self.batcher = _Batcher(encoder.max_items, encoder.max_length) if encoder is not None else None
+        self.batcher = LengthBatcher(encoder.max_items, encoder.max_length) if encoder is not None else None
         self.in_flight: tuple[list[Piece], Any] | None = None
 
     def drive(self, messages: Iterable[tuple[int, Message]]) -> None:
@@ -319,54 +319,6 @@ class _Run:
             self.batcher.drop(index)
         self.sink.fail(self.items[index], reason)
         self.bar.update(1)
-
-
-class _Batcher:
-    """Groups pieces of equal length; a group goes out full, or when too much is pending."""
-
-    def __init__(self, max_items: int, max_length: int | None):
-        if max_items < 1:
-            raise ValueError(f"batch size must be >= 1, got {max_items}")
-        self.max_items, self.max_length = max_items, max_length
-        self.groups: dict[int, list[Piece]] = defaultdict(list)
-        self.pending = 0
-
-    def _full(self, group: list[Piece]) -> bool:
-        length = group[0].length
-        return len(group) >= self.max_items or (self.max_length is not None and (len(group) + 1) * length > self.max_length)
-
-    def add(self, piece: Piece) -> list[list[Piece]]:
-        group = self.groups[piece.length]
-        group.append(piece)
-        self.pending += 1
-        ready = []
-        if self._full(group):
-            ready.append(self._take(piece.length))
-        while self.pending > 2 * self.max_items:  # too many partial groups: send the largest
-            ready.append(self._take(max(self.groups, key=lambda length: (len(self.groups[length]), -length))))
-        return ready
-
-    def _take(self, length: int) -> list[Piece]:
-        group = self.groups.pop(length)
-        self.pending -= len(group)
-        return group
-
-    def flush(self) -> list[list[Piece]]:
-        return [self._take(length) for length in sorted(self.groups)]
-
-    def drop(self, file: int) -> None:
-        for length in list(self.groups):
-            kept = [piece for piece in self.groups[length] if piece.file != file]
-            self.pending -= len(self.groups[length]) - len(kept)
-            if kept:
-                self.groups[length] = kept
-            else:
-                del self.groups[length]
-
-    def shrink(self) -> None:
-        self.max_items = max(1, self.max_items // 2)
-        if self.max_length is not None:
-            self.max_length = max(1, self.max_length // 2)
 
 
 class Assembler(Protocol):

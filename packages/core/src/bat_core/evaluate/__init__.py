@@ -7,7 +7,7 @@ same for baselines, and writes ``derived/report/report.md``, ``report.json`` and
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,16 @@ class EvaluationReport:
     markdown: Path
     json: Path
     figures: list[Path]
+    files: int = 0
+    incomplete: dict[str, list[str]] = field(default_factory=dict)  # representation or baseline -> selected files it lacks (failed or missing)
+
+    def line(self) -> str:
+        """One line accounting for every selected file."""
+        lacking = {name: files for name, files in (self.incomplete or {}).items() if files}
+        text = f"evaluate: {self.files} files, {len(self.rows)} rows -> {self.markdown}"
+        if lacking:
+            text += "; files missing or failed in: " + ", ".join(f"{name} ({len(files)})" for name, files in lacking.items())
+        return text
 
 
 def _probe_row(vectors: dict[str, np.ndarray], names: list[str], labels: dict[str, str], groups: dict[str, str] | None,
@@ -63,11 +73,14 @@ def evaluate_project(dataset: Dataset, label: str | None = None, group: str | No
     mel_fps = {n: r["frames_per_second"] for n, r in ok_rows.items()}
 
     rows, figures = [], []
-    representations = discover(paths)
+    incomplete: dict[str, list[str]] = {}
+    representations = discover(paths, names)
     for representation in representations:
-        representation.arrays = {n: a for n, a in representation.arrays.items() if n in set(names)}
+        lacking = sorted(representation.failed_files + representation.missing_files)
+        incomplete[representation.name] = lacking
         row = {"name": representation.name, "kind": representation.kind, "files_ok": len(representation.arrays),
-               "files_failed": representation.files_failed, **representation.provenance}
+               "files_failed": representation.files_failed, "files_missing": len(representation.missing_files),
+               "failed_files": representation.failed_files, **representation.provenance}
         if representation.kind == "tokens":
             stats = token_statistics(representation)
             row.update(stats)
@@ -86,8 +99,11 @@ def evaluate_project(dataset: Dataset, label: str | None = None, group: str | No
         ("mfcc_kmeans", {n: bag_of_tokens(t, 64) for n, t in mfcc_tokens.items()}, False),
         ("mean_log_mel", mean_log_mel(mels), False),
     ]
+    mel_failed = sorted(set(names) - set(mels))
     for name, vectors, majority in baselines:
+        incomplete[name] = mel_failed
         row = {"name": name, "kind": "baseline", "files_ok": len(vectors), "files_failed": len(names) - len(vectors),
+               "files_missing": 0, "failed_files": mel_failed,
                "model_id": "", "layer": "", "time_expansion": f"{mel_config.time_expansion.describe()} (mels_48k)",
                "config_hash": ""}
         row.update(_probe_fields(_probe_row(vectors, names, labels, groups, seed, majority)))
@@ -111,7 +127,7 @@ def evaluate_project(dataset: Dataset, label: str | None = None, group: str | No
                        "stratified k-fold (grouped when --group is given), mean ± std over folds; NMI and purity of "
                        "k-means with as many clusters as classes"}
     markdown, json_path = write_report(out_dir, label, rows, notes, figures, header)
-    return EvaluationReport(rows, notes, markdown, json_path, figures)
+    return EvaluationReport(rows, notes, markdown, json_path, figures, len(names), incomplete)
 
 
 def _probe_fields(result: ProbeResult) -> dict:

@@ -35,12 +35,28 @@ def _cell(row: dict, key: str) -> str:
     return _number(row.get(key)) if isinstance(row.get(key), float) else str(row.get(key) or "-")
 
 
+def strict_json(value):
+    """JSON every parser accepts: NaN and infinities become null, numpy scalars plain numbers, paths strings."""
+    if isinstance(value, dict):
+        return {str(key): strict_json(inner) for key, inner in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(inner) for inner in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return str(value)
+
+
 def write_report(out_dir: Path, label: str | None, rows: list[dict], notes: list[str], figures: list[Path],
                  header: dict) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     clean_rows = [{k: v for k, v in row.items() if k != "code_counts"} for row in rows]
     json_path = out_dir / "report.json"
-    json_path.write_text(json.dumps({"label": label, **header, "notes": notes, "rows": clean_rows}, indent=2, default=str))
+    document = strict_json({"label": label, **header, "notes": notes, "rows": clean_rows})
+    json_path.write_text(json.dumps(document, indent=2, allow_nan=False))
     lines = [f"# Representation report: {header.get('root', '')}", ""]
     lines.append(f"Label: `{label}`" if label else "Label: none (token statistics only; pass --label COLUMN for probes)")
     if header.get("group"):

@@ -27,26 +27,42 @@ class Representation:
     frames_per_second: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    failed_files: list[str] = field(default_factory=list)  # selected files whose row failed or whose output is gone
+    missing_files: list[str] = field(default_factory=list)  # selected files this representation has no row for
 
 
-def discover(paths: ProjectPaths) -> list[Representation]:
-    """Every manifest under ``derived/manifests`` except the mel inputs, in name order."""
+NOT_RANKED_KINDS = {"cache"}  # intermediate results (encoder frames kept between a fit and its encode)
+
+
+def discover(paths: ProjectPaths, names: list[str]) -> list[Representation]:
+    """Every representation under ``derived/manifests`` (mel inputs and caches excepted), in name order,
+    restricted to the selected file ``names``."""
     found = []
     for manifest_path in sorted(paths.manifests_dir.glob("*.parquet")):
         name = manifest_path.stem
         if name in NOT_STRATEGIES or name.startswith("mels_"):
             continue
-        found.append(load(paths, name, manifest_path))
+        manifest = read_manifest(manifest_path)
+        kinds = set(manifest.kind) - {""}
+        if kinds and kinds <= NOT_RANKED_KINDS:
+            continue
+        found.append(load(paths, name, manifest, names))
     return found
 
 
-def load(paths: ProjectPaths, name: str, manifest_path: Path) -> Representation:
-    manifest = read_manifest(manifest_path)
+def load(paths: ProjectPaths, name: str, manifest, names: list[str]) -> Representation:
+    wanted = set(names)
+    manifest = manifest[manifest.file_name.isin(wanted)]
     ok = manifest[manifest.status == "ok"]
     arrays, fps, seconds = {}, {}, {}
+    failed = sorted(manifest[manifest.status != "ok"].file_name)
     for row in ok.to_dict(orient="records"):
         path = Path(row["output_path"])
-        array = np.load(path if path.is_absolute() else paths.derived / path)
+        try:
+            array = np.load(path if path.is_absolute() else paths.derived / path, mmap_mode="r")
+        except (OSError, ValueError):  # deleted or damaged since: counted, never a crash
+            failed.append(row["file_name"])
+            continue
         arrays[row["file_name"]] = array
         fps[row["file_name"]] = row["frames_per_second"]
         seconds[row["file_name"]] = row["seconds"]
@@ -62,5 +78,6 @@ def load(paths: ProjectPaths, name: str, manifest_path: Path) -> Representation:
         "time_expansion": ", ".join(f"{t:g}" for t in sorted(set(ok.time_expansion.dropna()))) if len(ok) else "",
         "layer": str(extra.get("layer", "")),
     }
-    return Representation(name, kind, arrays, len(ok), int((manifest.status == "failed").sum()),
-                          int(codebook_size) if codebook_size else None, fps, seconds, provenance)
+    missing = sorted(wanted - set(manifest.file_name))
+    return Representation(name, kind, arrays, len(arrays), len(failed), int(codebook_size) if codebook_size else None,
+                          fps, seconds, provenance, sorted(failed), missing)
