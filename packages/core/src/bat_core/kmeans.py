@@ -78,22 +78,25 @@ class HashedSample:
     def add(self, key: str, start: int, rows: np.ndarray) -> None:
         """Offer the rows ``start .. start+len(rows)`` of the stream ``key``."""
         keep, priorities = self.wanted(key, start, len(rows))
-        self.add_selected(np.asarray(rows)[keep], priorities, offered=len(rows))
+        rows = np.asarray(rows)
+        self.add_selected(rows if len(keep) == len(rows) else rows[keep], priorities, offered=len(rows))
 
     def add_selected(self, rows: np.ndarray, priorities: np.ndarray, offered: int) -> None:
         """Rows already chosen with ``wanted`` (and their priorities), of a block of ``offered`` rows."""
         self.seen += offered
-        rows, priorities = np.asarray(rows), np.asarray(priorities, dtype=np.uint64)
+        rows, priorities = np.asarray(rows, dtype=self.dtype), np.asarray(priorities, dtype=np.uint64)  # cast once, then copy
         while len(rows):
             entering = priorities <= self.threshold
-            rows, priorities = rows[entering], priorities[entering]
+            if not entering.all():
+                rows, priorities = rows[entering], priorities[entering]
             slots = self._take_slots(len(rows))
             if len(slots) == 0:
                 self._evict()
                 continue
-            self.rows[slots] = rows[: len(slots)]
-            self.keys[slots] = priorities[: len(slots)]
-            self.occupied[slots] = True
+            where = slots if len(slots) == 1 or slots[-1] - slots[0] != len(slots) - 1 else slice(slots[0], slots[-1] + 1)
+            self.rows[where] = rows[: len(slots)]  # a run of fresh slots is a plain copy, not a scatter
+            self.keys[where] = priorities[: len(slots)]
+            self.occupied[where] = True
             rows, priorities = rows[len(slots):], priorities[len(slots):]
 
     def _take_slots(self, count: int) -> np.ndarray:

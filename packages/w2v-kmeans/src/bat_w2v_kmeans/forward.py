@@ -171,7 +171,10 @@ class SampledRows(_ModelBatches):
         owner = self.encoder.to_device(np.repeat(np.arange(len(batch)), [len(r) for r in owned_rows]).astype(np.int64))
         non_finite = torch.zeros(len(batch), dtype=torch.int64, device=hidden.device).index_add_(
             0, owner, (~finite.index_select(0, owned_index)).to(torch.int64))
-        collect = self.to_host(self._rows(hidden, wanted_rows), non_finite)
+        rows = self._rows(hidden, wanted_rows)
+        if self.sample.dtype == np.float16:  # the sample keeps float16: cast on the device (numpy's cast is slow)
+            rows = rows.half()
+        collect = self.to_host(rows, non_finite)
 
         def outputs() -> list[SampleRows]:
             rows, bad = collect()
