@@ -3,10 +3,14 @@ import pytest
 import torch
 
 from bat_vqvae.config import VQVAEConfig
-from bat_vqvae.data import MelNormalizer, pad_batch, random_crops, split_holdout
+from bat_vqvae.crops import random_crops, split_holdout
+from bat_vqvae.guard import LossGuard, NonFiniteLossError, require_finite_weights
+from bat_vqvae.mel_files import MelFile
+from bat_vqvae.mel_windows import window_frames
 from bat_vqvae.model import VQVAE
-from bat_vqvae.quantizer import EMAVectorQuantizer, kmeans
-from bat_vqvae.train import masked_mse
+from bat_vqvae.normalizer import MelNormalizer, MelStatistics
+from bat_vqvae.quantizer import EMAVectorQuantizer, kmeans_codebook
+from bat_vqvae.training import masked_mse
 
 CONFIG = VQVAEConfig(n_mels=30, hidden=8, codes=16, code_dim=4)
 
@@ -30,32 +34,58 @@ def test_deeper_and_cosine_configs():
     assert torch.allclose(model.quantizer.embed.norm(dim=1), torch.ones(8), atol=1e-4)
 
 
-def test_variable_lengths_batch_with_a_mask():
-    mels = [np.ones((30, 5), np.float32), np.ones((30, 11), np.float32) * 2]
-    batch, mask = pad_batch(mels)
-    assert batch.shape == (2, 30, 11) and mask.sum(1).tolist() == [5, 11]
-    assert batch[0, :, 5:].abs().sum() == 0
-    # padding does not count in the loss
+def test_padding_does_not_count_in_the_loss():
+    batch = torch.zeros(2, 30, 11)
+    batch[0, :, :5], batch[1] = 1.0, 2.0
+    mask = torch.zeros(2, 11, dtype=torch.bool)
+    mask[0, :5], mask[1] = True, True
     assert masked_mse(torch.zeros_like(batch), batch, mask).item() == pytest.approx((5 * 1 + 11 * 4) / 16)
-    out = VQVAE(CONFIG)(batch)
-    assert out["reconstruction"].shape == batch.shape
+    assert masked_mse(torch.zeros_like(batch), batch, None).item() == pytest.approx(float((batch ** 2).mean()))
 
 
-def test_random_crops_are_fixed_length_and_reproducible():
-    mels = [np.random.rand(30, n).astype(np.float32) for n in (10, 100, 300)]
-    a, mask_a = random_crops(mels, 5, 64, np.random.default_rng([0, 7]))
-    b, _ = random_crops(mels, 5, 64, np.random.default_rng([0, 7]))
-    assert a.shape == (5, 30, 64) and torch.equal(a, b)
-    assert mask_a.any(dim=1).all()
+def _stored(tmp_path, name, mel, fortran=True):
+    path = tmp_path / f"{name}.npy"
+    np.save(path, np.asfortranarray(mel) if fortran else np.ascontiguousarray(mel))
+    return MelFile.open(path, mel.shape[0])
 
 
-def test_normalizer_round_trip():
-    mels = [np.random.rand(30, 40).astype(np.float32) * 50 - 80 for _ in range(3)]
-    normalizer = MelNormalizer.fit(mels)
-    normalised = normalizer.normalise(mels[0])
-    np.testing.assert_allclose(normalizer.denormalise(normalised), mels[0], rtol=1e-5, atol=1e-3)
-    joined = np.concatenate([normalizer.normalise(m) for m in mels], axis=1)
-    np.testing.assert_allclose(joined.mean(axis=1), 0, atol=1e-4)
+@pytest.mark.parametrize("fortran", [True, False])
+def test_stored_mels_are_read_a_crop_at_a_time(tmp_path, fortran):
+    mel = np.random.default_rng(0).standard_normal((30, 500)).astype(np.float32)
+    stored = _stored(tmp_path, "a", mel, fortran)
+    assert (stored.frames, stored.fortran) == (500, fortran)
+    np.testing.assert_array_equal(stored.read(123, 64), mel[:, 123:187])
+    np.testing.assert_array_equal(stored.read(480, 64), mel[:, 480:])  # cut at the end
+    np.testing.assert_array_equal(np.concatenate(list(stored.blocks(128)), axis=1), mel)
+    with pytest.raises(ValueError, match="not a float32 mel of 64 bands"):
+        MelFile.open(tmp_path / "a.npy", 64)
+
+
+def test_random_crops_are_fixed_length_and_reproducible(tmp_path):
+    rng = np.random.default_rng(1)
+    files = [_stored(tmp_path, f"m{n}", rng.random((30, n)).astype(np.float32)) for n in (10, 100, 300)]
+    normalizer = MelNormalizer(np.zeros(30, np.float32), np.ones(30, np.float32))
+    a = random_crops(files, 5, 64, np.random.default_rng([0, 7]), normalizer)
+    b = random_crops(files, 5, 64, np.random.default_rng([0, 7]), normalizer)
+    assert a.data.shape == (5, 30, 64) and np.array_equal(a.data, b.data) and a.files == b.files
+    for row, index in enumerate(a.files):
+        assert a.mask[row].sum() == min(64, files[index].frames)
+        assert not a.data[row, :, a.mask[row].sum():].any(), "past a short file's end: zeros"
+
+
+def test_streamed_statistics_equal_whole_file_statistics():
+    rng = np.random.default_rng(2)
+    mels = [(rng.standard_normal((30, n)) * 10 - 70).astype(np.float32) for n in (40, 333, 1000)]
+    statistics = MelStatistics()
+    for mel in mels:
+        for start in range(0, mel.shape[1], 64):
+            statistics.add(mel[:, start:start + 64])
+    streamed = statistics.normalizer()
+    joined = np.concatenate(mels, axis=1).astype(np.float64)
+    np.testing.assert_allclose(streamed.mean, joined.mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(streamed.std, joined.std(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(streamed.denormalise(streamed.normalise(mels[0])), mels[0], rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(streamed.normalise_frames(mels[1].T), streamed.normalise(mels[1]))
 
 
 def test_holdout_split():
@@ -64,12 +94,22 @@ def test_holdout_split():
     assert split_holdout(["a", "b"], 0.1, 0)[1] != []
 
 
-def test_kmeans_finds_separated_clusters():
+def test_windows_sit_on_the_code_grid_and_cover_the_receptive_field():
+    for layers in (1, 2, 3, 5):
+        config = VQVAEConfig(downsample_layers=layers)
+        window, hop = window_frames(config.stride, config.receptive_field)
+        assert window % config.stride == 0 and hop % config.stride == 0
+        assert window - hop >= config.receptive_field
+
+
+def test_bat_core_kmeans_finds_separated_clusters():
     generator = torch.Generator().manual_seed(0)
     centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     points = torch.cat([c + 0.1 * torch.randn(50, 2, generator=generator) for c in centres])
-    found = kmeans(points, 3, 10, generator)
+    found = kmeans_codebook(points, 3, 10, seed=0)
     assert torch.cdist(centres, found).min(dim=1).values.max() < 0.5
+    cosine = kmeans_codebook(points + 1, 3, 10, seed=0, cosine=True)
+    assert torch.allclose(cosine.norm(dim=1), torch.ones(3), atol=1e-5)
 
 
 def test_dead_codes_are_restarted_on_data():
@@ -94,6 +134,27 @@ def test_uniform_init_collapses_kmeans_init_does_not():
     collapsed = EMAVectorQuantizer(codes=16, dim=4, dead_code_threshold=0.0)
     collapsed.embed.uniform_(-1 / 16, 1 / 16)
     alive = EMAVectorQuantizer(codes=16, dim=4)
-    alive.initialise(data, iters=10, generator=torch.Generator().manual_seed(0), vectors_per_batch=2000)
+    alive.initialise(data, iters=10, seed=0, vectors_per_batch=2000)
     assert len(alive.nearest(data).unique()) == 16
     assert len(alive.nearest(data).unique()) > len(collapsed.nearest(data).unique())
+
+
+def test_loss_guard_names_the_files_of_the_first_bad_step():
+    guard = LossGuard()
+    guard.note(1, torch.tensor(0.5), ["a.wav", "b.wav"])
+    guard.check()  # finite: nothing happens
+    guard.note(2, torch.tensor(0.4), ["a.wav"])
+    guard.note(3, torch.tensor(float("inf")), ["c.wav", "d.wav"])
+    guard.note(4, torch.tensor(float("nan")), ["e.wav"])
+    with pytest.raises(NonFiniteLossError, match=r"at step 3, on a batch cropped from c\.wav, d\.wav") as raised:
+        guard.check()
+    assert "e.wav" not in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_weights_with_a_nan_are_refused():
+    model = VQVAE(CONFIG)
+    require_finite_weights(model, "here")
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(NonFiniteLossError, match="not saved to here"):
+        require_finite_weights(model, "here")

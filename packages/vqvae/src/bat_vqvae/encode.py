@@ -1,27 +1,40 @@
-"""Encode a dataset's mels into codes ``derived/tokens/vqvae/vqvae_<stem>.npy`` through the store."""
+"""Encode a dataset into codes ``derived/tokens/vqvae/vqvae_<stem>.npy`` through the runner, from the audio.
+
+No mel files are needed: each recording is streamed, time-expanded, turned into mel frames
+and cut into model windows in worker processes (``mel_windows``), encoded in batches of equal
+windows (``encoder``), and each window's own codes appended to the file's output.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import asdict, replace
 
-import numpy as np
+import torch
 
 from bat_core.dataset import Dataset
-from bat_core.mels import mel_rows
-from bat_core.pipeline import progress
+from bat_core.runner import AppendOutputs, RunOptions, run_to_store
 from bat_core.store import RepresentationStore, RunSummary
-from bat_core.time_expansion import SignalConversion
 from bat_vqvae.artefact import VQVAETokenizer
+from bat_vqvae.encoder import CodeEncoder
+from bat_vqvae.layout import FILE_PATTERN, representation, tokens_dir
+from bat_vqvae.mel_windows import window_prepare
 
-REPRESENTATION = "vqvae"
-SIGNAL_FIELDS = [f.name for f in fields(SignalConversion)]
+
+def arithmetic(device: torch.device) -> str:
+    """What the codes were computed in: CUDA convolutions may use TF32, and their codes may differ."""
+    if device.type == "cuda" and torch.backends.cudnn.allow_tf32:
+        return "fp32-tf32"
+    return "fp32"
 
 
-def vqvae_store(dataset: Dataset, tokenizer: VQVAETokenizer, model_id: str) -> RepresentationStore:
-    config = {"weights": tokenizer.fingerprint, "model": asdict(tokenizer.config), "mel": asdict(tokenizer.mel_config)}
+def vqvae_store(dataset: Dataset, tokenizer: VQVAETokenizer, model_id: str, *, tag: str | None = None,
+                shard: tuple[int, int] | None = None) -> RepresentationStore:
+    config = {"weights": tokenizer.fingerprint, "model": asdict(tokenizer.config), "mel": asdict(tokenizer.mel_config),
+              "arithmetic": arithmetic(tokenizer.device)}
     return RepresentationStore(
-        dataset.paths, REPRESENTATION, dataset.paths.tokens_dir / "vqvae", config,
-        file_pattern="vqvae_{stem}.npy", model_id=model_id, packages=("bat-core", "bat-vqvae"),
+        dataset.paths, representation(tag), tokens_dir(dataset.paths, tag), config,
+        file_pattern=FILE_PATTERN, model_id=model_id, packages=("bat-core", "bat-vqvae"), kind="tokens",
+        codebook_size=tokenizer.config.codes, shard=shard,
     )
 
 
@@ -31,28 +44,22 @@ def encode_dataset(
     model_id: str,
     *,
     overwrite: bool = False,
-    num_workers: int = 2,
-    show_progress: bool = True,
+    options: RunOptions = RunOptions(),
+    shard: tuple[int, int] | None = None,
+    tag: str | None = None,
 ) -> RunSummary:
-    """Codes per file (int16, ``(T', F')``); files whose mel failed become failed rows with the reason."""
-    rows = mel_rows(dataset, tokenizer.mel_config, num_workers=num_workers, show_progress=show_progress)
-    store = vqvae_store(dataset, tokenizer, model_id)
-    todo = store.begin(list(dataset), overwrite=overwrite)
-    with store:
-        for item in progress(todo, len(todo), "encode", show_progress):
-            row = rows.get(item.file_name)
-            if row is None or row["status"] != "ok":
-                store.fail(item, f"no mel spectrogram: {row['reason'] if row else 'not computed'}")
-                continue
-            try:
-                codes = tokenizer.encode(np.load(dataset.paths.derived / row["output_path"]))
-            except (OSError, ValueError) as error:
-                store.fail(item, f"cannot encode its mel spectrogram: {error}")
-                continue
-            conversion = SignalConversion(**{name: row[name] for name in SIGNAL_FIELDS})
-            store.write(
-                item, codes, frames_per_second=row["frames_per_second"] / tokenizer.config.stride,
-                seconds=row["seconds"], conversion=conversion,
-                extra={"frequency_bins_per_code": tokenizer.config.stride, "codebook_size": tokenizer.config.codes},
-            )
-        return store.finish()
+    """Codes per file (int16, ``(T', F')``), resumable; a file that cannot be read or encoded is a failed row.
+
+    ``shard`` names this process's share for the store (its journal and lock); ``dataset`` is already that
+    share (``Dataset.select(shard=...)``)."""
+    config = tokenizer.config
+    mel_config = tokenizer.mel_config
+    store = vqvae_store(dataset, tokenizer, model_id, tag=tag, shard=shard)
+    prepare = window_prepare(mel_config, tokenizer.normalizer, config.stride, config.receptive_field)
+
+    def assembler(item, output):
+        return AppendOutputs(output, lambda info: mel_config.frames_per_second(info.conversion) / config.stride,
+                             stride=config.stride, extra={"frequency_bins_per_code": config.stride})
+
+    return run_to_store(dataset, store, prepare, assembler, CodeEncoder(tokenizer),
+                        options=replace(options, description=options.description or "encode"), overwrite=overwrite)

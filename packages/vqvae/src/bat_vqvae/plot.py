@@ -1,4 +1,7 @@
-"""Input vs reconstruction as a PNG: the quickest check that the codes keep the calls."""
+"""Input vs reconstruction as a PNG: the quickest check that the codes keep the calls.
+
+matplotlib is the ``plot`` extra: imported here, where a figure is drawn, and nowhere else.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,24 @@ from pathlib import Path
 
 import numpy as np
 
+from bat_core.errors import MissingExtraError
 
-def render_reconstruction(mel: np.ndarray, reconstruction: np.ndarray, codes: np.ndarray, title: str,
-                          out_path: str | Path, frames_per_second: float | None = None) -> Path:
-    import matplotlib
 
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, or MissingExtraError with the install line."""
+    try:
+        import matplotlib
+    except ImportError as error:
+        raise MissingExtraError("drawing reconstructions needs matplotlib: pip install 'bat-vqvae[plot]'") from error
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def render_reconstruction(mel: np.ndarray, reconstruction: np.ndarray, codes: np.ndarray, title: str,
+                          out_path: str | Path, frames_per_second: float | None = None) -> Path:
+    plt = pyplot()
     seconds = mel.shape[1] / frames_per_second if frames_per_second else mel.shape[1]
     extent = [0, seconds, 0, mel.shape[0]]
     figure, axes = plt.subplots(3, 1, figsize=(10, 8), sharex=True, constrained_layout=True)

@@ -1,7 +1,8 @@
 """Vector quantiser whose codebook stays alive.
 
 - k-means initialisation from encoder outputs (not uniform(-1/K, 1/K), which leaves
-  most codes far from the data and never chosen);
+  most codes far from the data and never chosen), by bat-core's k-means (``bat_core.kmeans``:
+  the project's one k-means, on the quantiser's device);
 - EMA updates of code vectors (VQ-VAE-2 / SoundStream), no codebook loss;
 - dead-code restart: a code whose EMA count falls under a threshold is moved onto a
   random encoder output of the current batch (SoundStream, EnCodec, DAC do likewise);
@@ -17,37 +18,24 @@ are safetensors and a resumed run matches an uninterrupted one.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bat_core.kmeans import fit_kmeans
 
-def kmeans(vectors: torch.Tensor, k: int, iters: int, generator: torch.Generator, cosine: bool = False) -> torch.Tensor:
-    """Lloyd's k-means with k-means++ seeding; empty clusters are re-seeded from far points."""
-    n = vectors.shape[0]
-    if n < k:
-        repeats = -(-k // n)
-        vectors = vectors.repeat(repeats, 1) + 1e-4 * torch.randn(n * repeats, vectors.shape[1], generator=generator)
-        n = vectors.shape[0]
-    centroids = vectors[torch.randint(n, (1,), generator=generator)]
-    closest = torch.cdist(vectors, centroids).squeeze(1) ** 2
-    for _ in range(1, k):  # k-means++
-        probabilities = closest / closest.sum() if closest.sum() > 0 else torch.full_like(closest, 1 / n)
-        chosen = vectors[torch.multinomial(probabilities, 1, generator=generator)]
-        centroids = torch.cat([centroids, chosen])
-        closest = torch.minimum(closest, (torch.cdist(vectors, chosen).squeeze(1)) ** 2)
-    for _ in range(iters):
-        assignment = torch.cdist(vectors, centroids).argmin(dim=1)
-        sums = torch.zeros_like(centroids).index_add_(0, assignment, vectors)
-        counts = torch.bincount(assignment, minlength=k).to(vectors.dtype)
-        empty = counts == 0
-        centroids = torch.where(empty[:, None], centroids, sums / counts.clamp(min=1)[:, None])
-        if empty.any():
-            far = torch.cdist(vectors, centroids).min(dim=1).values.topk(int(empty.sum())).indices
-            centroids[empty] = vectors[far]
-        if cosine:
-            centroids = F.normalize(centroids, dim=1)
-    return centroids
+
+def kmeans_codebook(vectors: torch.Tensor, codes: int, iters: int, seed: int, cosine: bool = False) -> torch.Tensor:
+    """``codes`` centroids of ``vectors`` (N, dim) by bat-core's k-means++ and Lloyd, on the vectors' device;
+    with cosine codes, k-means runs on the L2-normalised vectors and the centroids are normalised."""
+    vectors = vectors.detach().float()
+    if cosine:
+        vectors = F.normalize(vectors, dim=-1)
+    fitted = fit_kmeans(vectors.cpu().numpy().astype(np.float32), codes, seed=seed, device=vectors.device,
+                        max_iter=iters)
+    centroids = torch.from_numpy(fitted.centroids).to(vectors.device)
+    return F.normalize(centroids, dim=-1) if cosine else centroids
 
 
 class EMAVectorQuantizer(nn.Module):
@@ -62,12 +50,11 @@ class EMAVectorQuantizer(nn.Module):
         self.register_buffer("initted", torch.tensor(False))
 
     @torch.no_grad()
-    def initialise(self, vectors: torch.Tensor, iters: int, generator: torch.Generator, vectors_per_batch: int) -> None:
+    def initialise(self, vectors: torch.Tensor, iters: int, seed: int, vectors_per_batch: int) -> None:
         """Codebook from k-means over encoder outputs; EMA counts start at a balanced share of
         one batch, so a code the data leaves stops being counted and is restarted within tens
         of steps, not hundreds."""
-        vectors = self._prepare(vectors.float())
-        self.embed.copy_(kmeans(vectors, self.codes, iters, generator, self.cosine))
+        self.embed.copy_(kmeans_codebook(vectors, self.codes, iters, seed, self.cosine))
         self.cluster_size.fill_(max(1.0, vectors_per_batch / self.codes))
         self.embed_sum.copy_(self.embed * self.cluster_size[:, None])
         self.initted.fill_(True)
