@@ -18,7 +18,7 @@ export HF_HUB_DISABLE_PROGRESS_BARS=1
 notes=()
 
 echo "== demo corpus -> $project"
-"$bin/bat-core" demo "$project"
+"$bin/bat-core" demo "$project" --overwrite
 echo "== dataset check"
 "$bin/bat-core" check --root "$project"
 echo "== log-mel spectrograms"
