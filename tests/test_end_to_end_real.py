@@ -27,8 +27,8 @@ def run_strategies(dataset, tmp_path) -> list[str]:
 
         train(dataset, tmp_path / "vq", VQVAEConfig(hidden=16, codes=32, code_dim=8),
               TrainConfig(steps=20, batch_size=4, crop_frames=64, checkpoint_every=20, kmeans_init_vectors=2000),
-              device="cpu", show_progress=False)
-        encode_dataset(dataset, VQVAETokenizer.from_pretrained(tmp_path / "vq"), "tiny", show_progress=False)
+              device="cpu", options=QUIET)
+        encode_dataset(dataset, VQVAETokenizer.from_pretrained(tmp_path / "vq"), "tiny", options=QUIET)
         ran.append("vqvae")
     if INSTALLED["bat_w2v_kmeans"]:
         from bat_w2v_kmeans import SpeechEncoder, W2VKMeansTokenizer, encode_dataset

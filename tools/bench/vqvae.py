@@ -33,10 +33,11 @@ from bat_core.dataset import Dataset
 from bat_core.demo import write_demo_corpus
 from bat_core.mels import MelConfig, load_mels
 from bat_core.metrics import code_counts, perplexity, usage
+from bat_core.runner import RunOptions
 from bat_core.testing import find_shared_bats
 from bat_vqvae import TrainConfig, VQVAEConfig, train
 from bat_vqvae.artefact import VQVAETokenizer
-from bat_vqvae.data import split_holdout
+from bat_vqvae.crops import split_holdout
 
 
 class NaiveVQVAE(nn.Module):
@@ -143,7 +144,7 @@ def main() -> None:
     try:
         dataset = build_corpus(work)
         mel_config = MelConfig()
-        mels_by_name = load_mels(dataset, mel_config, show_progress=False)
+        mels_by_name = load_mels(dataset, mel_config, options=RunOptions(show_progress=False))
         names = sorted(mels_by_name)
         train_index, holdout_index = split_holdout(names, 0.1, args.seed)
         train_mels = [mels_by_name[names[i]] for i in train_index]
@@ -156,7 +157,8 @@ def main() -> None:
 
         started = time.perf_counter()
         result = train(dataset, work / "model", VQVAEConfig(), TrainConfig(steps=args.steps, seed=args.seed,
-                       checkpoint_every=args.steps), mel_config, device="cpu", show_progress=False)
+                       checkpoint_every=args.steps), mel_config, device="cpu",
+                       options=RunOptions(show_progress=False))
         total = time.perf_counter() - started
         tokenizer = VQVAETokenizer.from_pretrained(work / "model")
         ours_usage, ours_ppl, ours_mse = evaluate_package(tokenizer, holdout_mels)
