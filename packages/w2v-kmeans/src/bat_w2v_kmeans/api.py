@@ -114,7 +114,7 @@ def _fit_through_cache(items: Sequence[DatasetItem], tokenizer: W2VKMeansTokeniz
     cached = [item for item in items if item.file_name not in left]
     refill = SampleSink(sample)
     if cached:
-        run(cached, cache.prepare(cached), refill, None, described(options, "run: cached frames"))
+        run(cached, cache.prepare(cached), refill, None, _in_process(options, "run: cached frames"))
     failures = [*sink.samples.failures, *refill.failures]
     done = [*sink.samples.done_files, *refill.done_files]
     tokenizer.fit_sample(sample, k, seed, max_fit_frames, items, done, failures)
@@ -134,7 +134,15 @@ def _tokens(dataset: Dataset, tokenizer: W2VKMeansTokenizer, cache: FrameCache, 
     sink = StoreSink(store, token_assembler(tokenizer, dedup))
     with store:
         if from_cache:
-            run(from_cache, cached, sink, CachedTokens(tokenizer.encoder, centroids), described(options, "run: tokens"))
+            run(from_cache, cached, sink, CachedTokens(tokenizer.encoder, centroids), _in_process(options, "run: tokens"))
         if fresh:
             run(fresh, tokenizer.prepare(), sink, Tokens(tokenizer.encoder, centroids), described(options, "run: encode"))
         return store.finish()
+
+
+def _in_process(options: RunOptions, description: str) -> RunOptions:
+    """Cached frames need no decoding: read in this process, they skip the pickling of every 768-wide
+    block between processes (measured: the tokens pass took 1.1 s inline, 1.8-2.7 s through workers)."""
+    from dataclasses import replace
+
+    return replace(described(options, description), workers=0)
