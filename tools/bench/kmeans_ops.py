@@ -56,11 +56,11 @@ def main() -> None:
     for total in (200_000, 1_000_000):  # the round-1 benchmark corpus had 183,661 frames
         count = total // 10_000
         ours, theirs = HashedSample(capacity, 768), RoundOneReservoir(capacity, 768)
-        hashed = per_block(lambda i, b: ours.add(f"file{i}", 0, b), [blocks[i % 20] for i in range(count)])
-        reservoir = per_block(lambda i, b: theirs.add(b), [blocks[i % 20] for i in range(count)])
-        steady = per_block(lambda i, b: ours.add(f"more{i}", 0, b), blocks[:5])
+        hashed = per_block(lambda i, b, ours=ours: ours.add(f"file{i}", 0, b), [blocks[i % 20] for i in range(count)])
+        reservoir = per_block(lambda i, b, theirs=theirs: theirs.add(b), [blocks[i % 20] for i in range(count)])
+        steady = per_block(lambda i, b, ours=ours: ours.add(f"more{i}", 0, b), blocks[:5])
         halves = [b.astype(np.float16) for b in blocks[5:10]]  # as bat-w2v-kmeans hands them over: cast on the device
-        steady_half = per_block(lambda i, b: ours.add(f"half{i}", 0, b), halves)
+        steady_half = per_block(lambda i, b, ours=ours: ours.add(f"half{i}", 0, b), halves)
         print(f"fit sample (capacity {capacity:,}), mean per 10,000 frames x 768 over {total:,} frames: HashedSample "
               f"{hashed:.2f} ms, round-1 reservoir {reservoir:.2f} ms ({reservoir / hashed:.1f}x); the next 10,000 after "
               f"them: {steady:.2f} ms given float32 rows, {steady_half:.2f} ms given float16 rows; target <= 1 ms: "

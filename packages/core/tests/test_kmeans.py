@@ -4,7 +4,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="k-means runs in torch: pip install torch==2.13.0")
 KMeans = pytest.importorskip("sklearn.cluster", reason="the reference k-means is scikit-learn's: pip install 'bat-core[evaluate]'").KMeans
 
-from bat_core.kmeans import HashedSample, fit_kmeans, nearest
+from bat_core.kmeans import HashedSample, fit_kmeans, nearest  # noqa: E402 (after the skips above)
 
 
 def test_sample_is_bounded_and_uniform():

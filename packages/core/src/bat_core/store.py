@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -355,7 +355,7 @@ class RepresentationStore:
             config_hash=self.config_hash, config=json.dumps(self.config, default=str),
             model_id=self.model_id, package_versions=self.package_versions,
             source_fingerprint=fingerprint,
-            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             extra=json.dumps(dict(extra or {}), default=str), extras="[]", schema_version=SCHEMA_VERSION,
         )
         if conversion is not None:
@@ -466,7 +466,7 @@ class _NpyAppender:
 
 
 def _npy_header(dtype: np.dtype, shape: tuple, fortran: bool, size: int) -> bytes:
-    text = "{'descr': %r, 'fortran_order': %r, 'shape': %r, }" % (np.lib.format.dtype_to_descr(dtype), fortran, tuple(shape))
+    text = f"{{'descr': {np.lib.format.dtype_to_descr(dtype)!r}, 'fortran_order': {fortran!r}, 'shape': {tuple(shape)!r}, }}"
     body = size - 10
     if len(text) + 1 > body:
         raise ValueError(f"shape {shape} does not fit a {size}-byte .npy header")
