@@ -137,3 +137,30 @@ def test_shards_run_at_once_and_their_union_is_one_run(tmp_path, capsys):
     capsys.readouterr()
     assert main(["mels", "--root", str(root), "--derived", str(sharded), "-q"]) == 0
     assert "9 given, 0 done, 9 skipped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--time-expansion", "1e300"], "--time-expansion"), (["--time-expansion", "inf"], "--time-expansion"),
+    (["--band", "nan", "1000"], "argument --band"), (["--band", "1", "inf"], "argument --band"),
+    (["--n-fft", "1"], "mel settings"), (["--n-fft", "100000000"], "mel settings"), (["--n-mels", "600"], "mel settings"),
+    (["--sample-rate", "100000000000"], "mel settings"),
+])
+def test_absurd_settings_are_refused_before_any_work(tmp_path, capsys, argv, message):
+    main(["demo", str(tmp_path / "proj"), "--files", "3"])
+    capsys.readouterr()
+    try:
+        code = main(["mels", "--root", str(tmp_path / "proj"), "-q", *argv])
+    except SystemExit as exited:
+        code = exited.code
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "proj" / "derived").exists()
+
+
+def test_a_file_where_a_folder_should_be_is_one_line(tmp_path, capsys):
+    main(["demo", str(tmp_path / "proj"), "--files", "3"])
+    (tmp_path / "not_a_folder").write_text("x")
+    capsys.readouterr()
+    assert main(["mels", "--root", str(tmp_path / "proj"), "--derived", str(tmp_path / "not_a_folder"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert main(["check", "--root", str(tmp_path / "proj"), "-q", "--json", str(tmp_path / "nowhere" / "r.json")]) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -244,3 +245,95 @@ def test_memory_does_not_grow_with_file_length(tmp_path):
         assert result.returncode == 0, result.stderr
         peaks[seconds] = int(result.stdout.split("peak")[-1]) / 1024
     assert peaks[120] < peaks[10] + 60, peaks
+
+
+@dataclass(frozen=True)
+class DiesMidMessage:
+    """Big pieces, then the worker kills itself: a message may be cut in the middle of the pipe."""
+
+    piece_bytes: int = 4 << 20
+
+    def __call__(self, item: DatasetItem):
+        import signal
+
+        for index in range(3):
+            yield Piece(np.full(1 << 20, index, dtype=np.float32), length=1 << 20)
+        if item.file_name == "file_1.wav":
+            os.kill(os.getpid(), signal.SIGKILL)
+        yield FileInfo(seconds=1.0)
+
+
+class SlowSink(Sink):
+    def add(self, item, piece, output):
+        import time
+
+        time.sleep(0.05)
+        super().add(item, piece, output)
+
+
+def test_a_worker_killed_mid_message_never_hangs_the_run(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path.insert(0, %r); import test_runner as t; from pathlib import Path; "
+            "sink = t.SlowSink(); t.run(t.items(Path(%r), 4), t.DiesMidMessage(), sink, None, t.TWO_WORKERS); "
+            "print(sorted(sink.failed), len(sink.finished))") % (str(Path(__file__).parent), str(tmp_path))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['file_1.wav'] 3"
+
+
+def test_workers_stop_when_their_parent_is_killed(tmp_path):
+    """kill -9 of the parent leaves no decoding worker behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("import sys; sys.path.insert(0, %r); import test_runner as t; from pathlib import Path; "
+            "t.run(t.items(Path(%r), 40), t.Ramp(), t.SlowSink(), None, t.TWO_WORKERS)") % (
+        str(Path(__file__).parent), str(tmp_path))
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    children: set[int] = set()
+    deadline = time.time() + 60
+    while time.time() < deadline and len(children) < 2:
+        children = {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == parent.pid}
+        time.sleep(0.1)
+    assert children, "the run started its workers"
+    time.sleep(1.0)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() and _ppid(Path(f"/proc/{pid}")) != -1
+                                         for pid in children):
+        time.sleep(0.1)
+    alive = [pid for pid in children if Path(f"/proc/{pid}/stat").exists() and "Z" not in _state(pid)]
+    assert not alive, f"orphaned workers still running: {alive}"
+
+
+def _ppid(proc: Path) -> int:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+def test_a_low_rate_file_is_converted_in_bounded_blocks(tmp_path):
+    """A header saying 100 Hz must not make one read block upsample into gigabytes (it took 2.5 GB before)."""
+    import subprocess
+    import sys
+
+    root = write_project(tmp_path / "p", {"slow.wav": (np.zeros(65_536, np.float32), 100)})
+    code = ("import resource, sys; from bat_core.cli import main; code = main(sys.argv[1:]); "
+            "print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", code, "mels", "--root", str(root), "-q", "--num-workers", "0"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.split("peak")[-1]) / 1024 < 600, result.stdout

@@ -245,3 +245,39 @@ def test_shards_of_one_run_write_together_and_fold_into_one_manifest(demo_root):
     manifest = read_manifest(dataset.paths.manifest_path("toy"))
     assert sorted(manifest.file_name) == sorted(item.file_name for item in dataset)
     assert run(dataset, toy_store(dataset)).skipped == 6
+
+
+def test_a_suspended_writer_keeps_its_lock_and_a_sharded_store_takes_only_its_shard(demo_root):
+    import time
+
+    from bat_core.errors import LockedError
+
+    dataset = Dataset.from_root(demo_root)
+    child = _foreign_lock(dataset.paths.manifests_dir, "toy")
+    lock = dataset.paths.manifests_dir / "toy.main.lock"
+    holder = json.loads(lock.read_text())
+    lock.write_text(json.dumps({**holder, "heartbeat": time.time() - 3600}))  # stopped (SIGSTOP) for an hour, alive
+    try:
+        with pytest.raises(LockedError):
+            toy_store(dataset).begin(list(dataset))
+    finally:
+        child.kill()
+        child.wait()
+    store = RepresentationStore(dataset.paths, "toy", dataset.paths.tokens_dir / "toy", ToyConfig(), shard=(1, 2))
+    todo = store.begin(list(dataset))  # given every file, a shard's store keeps its own
+    assert {item.file_name for item in todo} == {item.file_name for item in dataset.select(shard=(1, 2))}
+    for item in todo:
+        store.write(item, np.zeros(2, np.int16))
+    assert store.finish().given == len(todo)
+
+
+def test_temporaries_of_another_host_are_left_alone(demo_root):
+    dataset = Dataset.from_root(demo_root)
+    store = toy_store(dataset)
+    store.output_dir.mkdir(parents=True)
+    theirs = store.output_dir / ".toy_x.npy.0badc0de-1.tmp"  # pid 1 is alive... on their host, not here
+    dead_here = store.output_dir / f".toy_y.npy.{__import__('bat_core.locks', fromlist=['host_tag']).host_tag()}-999999.tmp"
+    theirs.write_bytes(b"x")
+    dead_here.write_bytes(b"x")
+    run(dataset, store)
+    assert theirs.exists() and not dead_here.exists()

@@ -58,6 +58,8 @@ def audio_info(path: str | Path) -> AudioInfo:
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as soundfile_error:
         recording = _load_with_librosa(path, soundfile_error)
         return AudioInfo(recording.sample_rate, recording.channels, len(recording.samples))
+    if info.samplerate < 1:
+        raise AudioError(f"the header of {path} gives a sample rate of {info.samplerate} Hz: the file is corrupt")
     return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames))
 
 
@@ -105,13 +107,15 @@ def _checked(block: np.ndarray, path: str | Path) -> np.ndarray:
         bad = int(np.count_nonzero(~np.isfinite(block)))
         raise AudioError(f"{bad} NaN/inf sample(s) in {path}; the file is corrupt or not PCM audio")
     if peak > ABSURD_AMPLITUDE:
-        raise AudioError(f"sample value {peak:.3g} in {path} is beyond +-{ABSURD_AMPLITUDE:g} (full scale is 1): "
+        raise AudioError(f"sample value {peak:g} in {path} is beyond +-{ABSURD_AMPLITUDE:g} (full scale is 1): "
                          "the file is corrupt or not audio")
     return np.ascontiguousarray(block, dtype=np.float32)
 
 
 def _existing(path: str | Path) -> Path:
     path = Path(path)
+    if path.is_dir():
+        raise AudioError(f"{path} is a folder, not a recording")
     if not path.is_file():
         raise AudioError(f"audio file not found: {path}")
     if path.stat().st_size == 0:
@@ -131,7 +135,7 @@ def _load_with_librosa(path: Path, soundfile_error: Exception) -> Recording:
             samples, sample_rate = librosa.load(str(path), sr=None, mono=False)
     except Exception as error:  # librosa raises many types for undecodable input
         raise AudioError(
-            f"cannot decode {path}: soundfile said {soundfile_error}; librosa said {error}"
+            f"cannot decode {path}: soundfile said {soundfile_error}; librosa said {str(error) or type(error).__name__}"
         ) from error
     samples = np.asarray(samples, dtype=np.float32)
     if samples.size == 0:

@@ -44,7 +44,12 @@ def _check(args: argparse.Namespace) -> int:
     report = check_dataset(dataset, run_options(args, "check"))
     print(report.text())
     if args.json:
-        Path(args.json).write_text(json.dumps(report.as_records(), indent=2))
+        try:
+            Path(args.json).write_text(json.dumps(report.as_records(), indent=2))
+        except OSError as error:
+            from bat_core.errors import OutputError
+
+            raise OutputError(f"cannot write the per-file report to {args.json}: {error.strerror or error}") from error
         print(f"per-file report: {args.json}")
     return EXIT_SOME_FAILED if report.problems else EXIT_OK
 

@@ -55,7 +55,7 @@ def non_negative_int(text: str) -> int:
 
 def positive_float(text: str) -> float:
     value = _bounded(float, text, 0.0, "a number > 0")
-    if value <= 0:
+    if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
     return value
 
@@ -190,12 +190,14 @@ def report_summary(summary: RunSummary, max_failures: int = 20) -> int:
 
 _ENVIRONMENT_ERRNOS = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
                        errno.EPERM: "operation not permitted", errno.ENOSPC: "no space left on the device",
-                       errno.EDQUOT: "disk quota exceeded"}
+                       errno.EDQUOT: "disk quota exceeded", errno.ENOTDIR: "a file stands where a folder should be",
+                       errno.EEXIST: "a file stands where a folder should be", errno.EISDIR: "a folder stands where a file should be"}
 
 
 def run_main(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a subcommand: our errors and an unwritable or full disk become one line and exit code 2."""
     configure_logging(args)
+    _terminate_like_interrupt()
     try:
         return command(args)
     except BatError as error:
@@ -205,12 +207,25 @@ def run_main(command: Callable[[argparse.Namespace], int], args: argparse.Namesp
         if error.errno not in _ENVIRONMENT_ERRNOS:
             raise
         where = f" {error.filename}" if error.filename else ""
-        print(f"error: cannot write{where}: {_ENVIRONMENT_ERRNOS[error.errno]}; pass --derived DIR (or --out) to write "
-              "elsewhere, then rerun: finished files are kept", file=sys.stderr)
+        print(f"error: cannot write{where}: {_ENVIRONMENT_ERRNOS[error.errno]}; pass --derived DIR (or another output "
+              "path) to write elsewhere, then rerun: finished files are kept", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _terminate_like_interrupt() -> None:
+    """SIGTERM (timeout, SLURM, docker stop) ends a run as Ctrl-C does: journal folded, lock released, exit 130."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        pass
 
 
 def add_time_expansion_arguments(parser: argparse.ArgumentParser) -> None:

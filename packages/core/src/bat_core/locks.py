@@ -2,9 +2,9 @@
 
 A lock is a JSON file beside the manifest naming its holder (pid, host, command, start,
 heartbeat). A second writer is refused with a message that says who holds it. A lock is
-stale, and taken over, when its pid is gone on this host or its heartbeat (refreshed every
-``HEARTBEAT_SECONDS`` by a background thread) is older than ``STALE_SECONDS``: a killed run
-never blocks the next one.
+stale, and taken over, when its pid is gone on this host, or, held from another host, when its
+heartbeat (refreshed every ``HEARTBEAT_SECONDS`` by a background thread) is older than
+``STALE_SECONDS``: a killed run never blocks the next one, a suspended one keeps its lock.
 
 Shards ``I/N`` of one run each hold their own lock; they exclude an unsharded writer and
 shards of another N, not each other.
@@ -107,6 +107,9 @@ class WriterLock:
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_SECONDS):
+            holder = _read(self.path)
+            if holder is None or (holder.get("pid"), holder.get("host")) != (self._record["pid"], self._record["host"]):
+                return  # taken over (this process looked dead from another host): never write over the new holder
             self._record["heartbeat"] = time.time()
             with contextlib.suppress(OSError):
                 self._write()
@@ -140,9 +143,17 @@ def _read(path: Path) -> dict | None:
 
 
 def _stale(holder: dict, path: Path) -> bool:
-    if time.time() - float(holder.get("heartbeat", 0)) > STALE_SECONDS:
-        return True
+    """On this host the holder's process decides (a suspended run is alive, whatever its heartbeat says);
+    a holder on another host is judged by its heartbeat."""
     if holder.get("host") == socket.gethostname():
         pid = int(holder.get("pid", -1))
         return str(path) not in _HELD if pid == os.getpid() else not pid_alive(pid)
-    return False
+    return time.time() - float(holder.get("heartbeat", 0)) > STALE_SECONDS
+
+
+def host_tag() -> str:
+    """A short name of this host for temporary files: a writer only cleans up what a dead process of
+    its own host left (a shard on another machine may be writing beside it)."""
+    import hashlib
+
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]

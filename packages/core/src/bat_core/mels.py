@@ -49,6 +49,12 @@ class MelConfig:
     def __post_init__(self):
         if self.hop_length <= 0 or self.n_fft <= 0 or self.n_mels <= 0 or self.sample_rate <= 0:
             raise ValueError("sample_rate, n_fft, hop_length and n_mels must be positive")
+        if not 16 <= self.n_fft <= 65_536 or self.sample_rate > 1_000_000:
+            raise ValueError(f"need 16 <= n_fft <= 65536 and a sample rate up to 1 MHz, got n_fft {self.n_fft}, "
+                             f"sample rate {self.sample_rate}")
+        if self.n_mels > self.n_fft // 2 + 1:
+            raise ValueError(f"{self.n_mels} mel bands need more than the {self.n_fft // 2 + 1} frequency bins of "
+                             f"n_fft {self.n_fft}: raise n_fft or lower n_mels")
         top = self.fmax if self.fmax is not None else self.sample_rate / 2
         if not 0 <= self.fmin < top <= self.sample_rate / 2:
             raise ValueError(f"need 0 <= fmin < fmax <= {self.sample_rate / 2:g} Hz, got {self.fmin}, {self.fmax}")

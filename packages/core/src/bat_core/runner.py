@@ -111,13 +111,17 @@ class AudioPrepare:
         return self.pieces.piece_bytes
 
     def __call__(self, item: DatasetItem) -> Iterator[Piece | FileInfo]:
-        from bat_core.audio import audio_info, read_blocks
+        from bat_core.audio import BLOCK_FRAMES, audio_info, read_blocks
 
         info = audio_info(item.path)
         converter = SignalConverter(info.sample_rate, self.target_rate, self.expansion)
 
+        # read so that one block's converted output stays about one block long, even for a low-rate file
+        # that conversion upsamples many times (a corrupt header saying 100 Hz must not cost gigabytes)
+        block_frames = max(256, min(BLOCK_FRAMES, int(BLOCK_FRAMES * converter.expanded_rate / converter.target_rate)))
+
         def converted() -> Iterator[np.ndarray]:
-            for block in read_blocks(item.path):
+            for block in read_blocks(item.path, block_frames):
                 out = converter.push(block)
                 if len(out):
                     yield out

@@ -37,7 +37,7 @@ import pandas as pd
 
 from bat_core.dataset import DatasetItem
 from bat_core.errors import OutputError
-from bat_core.locks import WriterLock, exclusive, live_writers, pid_alive, writer_name
+from bat_core.locks import WriterLock, exclusive, host_tag, live_writers, pid_alive, writer_name
 from bat_core.paths import ProjectPaths
 from bat_core.provenance import config_dict, config_hash, package_versions
 from bat_core.time_expansion import SignalConversion
@@ -99,7 +99,7 @@ def writing(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as error:
-        if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
             raise OutputError(f"cannot write {path}: {error.strerror or error}; pass --derived DIR to write the "
                               "outputs somewhere writable") from error
         if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
@@ -211,11 +211,16 @@ class RepresentationStore:
         return _with_journals(read_manifest(self.manifest_path), self._journals())
 
     def _temporary(self, target: Path) -> Path:
-        return target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        return target.with_name(f".{target.name}.{host_tag()}-{os.getpid()}.tmp")
 
     # -- a run ------------------------------------------------------------
     def begin(self, items: Sequence[DatasetItem], overwrite: bool = False) -> list[DatasetItem]:
-        """Start a run over ``items``: take the lock, fold what crashed runs left, return the files still to do."""
+        """Start a run over ``items`` (of a sharded store: those of its shard): take the lock, fold what
+        crashed runs left, return the files still to do."""
+        if self.shard is not None:
+            from bat_core.dataset import shard_of
+
+            items = [item for item in items if shard_of(item.file_name, self.shard[1]) == self.shard[0]]
         with writing(self.paths.derived):
             self.output_dir.mkdir(parents=True, exist_ok=True)
             self.paths.manifests_dir.mkdir(parents=True, exist_ok=True)
@@ -303,7 +308,7 @@ class RepresentationStore:
         """Record a failed row; the run goes on. An earlier ok output of this file is no longer valid: removed."""
         self._require_run()
         earlier, _ = self._earlier_ok.pop(item.file_name, (None, False))
-        if earlier is not None:
+        if earlier is not None and item.path.exists():  # a missing source (an unmounted drive) keeps its old output
             for name in ["", *json.loads(earlier.get("extras") or "[]")]:
                 with writing(self.output_dir):
                     self.output_path(item, name).unlink(missing_ok=True)
@@ -413,11 +418,13 @@ class RepresentationStore:
                 journal.unlink(missing_ok=True)
 
     def _remove_orphan_temporaries(self) -> None:
-        """Temporary outputs of writers that died (their pid is in the name) are removed."""
-        for temporary in self.output_dir.glob(".*.tmp"):
-            match = re.search(r"\.(\d+)\.tmp$", temporary.name)
-            if match and not pid_alive(int(match.group(1))):
-                temporary.unlink(missing_ok=True)
+        """Temporary files of writers of this host that died (host and pid are in the name) are removed."""
+        mine = host_tag()
+        for folder in (self.output_dir, self.paths.manifests_dir):
+            for temporary in folder.glob(".*.tmp"):
+                match = re.search(r"\.([0-9a-f]{8})-(\d+)\.tmp$", temporary.name)
+                if match and match.group(1) == mine and not pid_alive(int(match.group(2))):
+                    temporary.unlink(missing_ok=True)
 
 
 class _NpyAppender:
@@ -548,7 +555,7 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def _atomic_write_parquet(table: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(f".{path.name}.{host_tag()}-{os.getpid()}.tmp")
     table.to_parquet(temporary, index=False)
     os.replace(temporary, path)
 

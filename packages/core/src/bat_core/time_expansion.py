@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BAT_BAND_HZ = (15_000.0, 120_000.0)
 DEFAULT_WARN_FRACTION = 0.05
+MAX_FACTOR = 1000.0  # 500 kHz read 1000x slower is 500 Hz audio: nothing sensible lies beyond
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,8 @@ class TimeExpansion:
             factor = float(text)
         except ValueError as error:
             raise ValueError(f"time expansion must be 'auto' or a number >= 1, got {text!r}") from error
-        if not factor >= 1:
-            raise ValueError(f"time expansion must be >= 1, got {factor}")
+        if not 1 <= factor <= MAX_FACTOR:
+            raise ValueError(f"time expansion must be a number from 1 to {MAX_FACTOR:g}, got {factor}")
         return cls(factor=factor, **kwargs)
 
     def factor_for(self, sample_rate: float, target_rate: float) -> float:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import queue
 import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -29,7 +31,7 @@ from bat_core.runner import Failure, FileInfo, Message, Prepare, RunOptions, fai
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
-MAX_DEATHS_IN_A_ROW = 3  # workers that die before finishing any file: they cannot start here
+MAX_DEATHS_IN_A_ROW = 8  # workers dying with nothing received in between: they cannot run here
 
 
 def messages(items: Sequence[DatasetItem], prepare: Prepare, options: RunOptions) -> Iterator[tuple[int, Message]]:
@@ -61,6 +63,8 @@ def _prepared(index: int, item: DatasetItem, prepare: Prepare) -> Iterator[tuple
 def _worker_main(prepare: Prepare, tasks: list[tuple[int, DatasetItem]], out: multiprocessing.Queue, current) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     parent = multiprocessing.parent_process()
+    if parent is not None:  # a parent killed with -9 cannot stop its workers: they stop themselves
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True, name="bat-watch-parent").start()
     for index, item in tasks:
         current.value = index  # shared memory: if this process dies, the parent knows on which file
         for indexed in _prepared(index, item, prepare):
@@ -71,6 +75,11 @@ def _worker_main(prepare: Prepare, tasks: list[tuple[int, DatasetItem]], out: mu
                 _send(out, payload, parent)
                 break
             _send(out, payload, parent)
+
+
+def _exit_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)
 
 
 def _send(out: multiprocessing.Queue, payload: bytes, parent) -> None:
@@ -108,6 +117,9 @@ class _Pool:
                                        name=f"bat-prepare-{worker}")
         with _worker_environment(self.prepare):
             process.start()
+        # This process never puts into the queue: closing its copy of the pipe's write end means a worker
+        # killed in the middle of a message leaves a read that ends (EOFError), not one that waits forever.
+        out._writer.close()
         self.processes[worker], self.queues[worker], self.current[worker] = process, out, current
 
     def __iter__(self) -> Iterator[tuple[int, Message]]:
@@ -121,8 +133,6 @@ class _Pool:
                 message = self._next(worker, index, handed)
                 handed += 1
                 yield index, message
-                if isinstance(message, FileInfo):
-                    self.deaths_in_a_row = 0
                 if isinstance(message, (FileInfo, Failure)):
                     break
 
@@ -135,12 +145,23 @@ class _Pool:
                     continue
                 try:  # it may have written its last words just before exiting
                     payload = self.queues[worker].get(timeout=POLL_SECONDS)
-                except queue.Empty:
-                    failure = self._replace(worker, index, handed)
-                    if failure is not None:
-                        return failure
-                    continue
-            got_index, message = pickle.loads(payload)
+                except (queue.Empty, EOFError, OSError):
+                    payload = None
+            except (EOFError, OSError):  # the worker died while writing a message
+                payload = None
+            if payload is None:
+                self.processes[worker].join(timeout=5)
+                failure = self._replace(worker, index, handed)
+                if failure is not None:
+                    return failure
+                continue
+            self.deaths_in_a_row = 0
+            try:
+                got_index, message = pickle.loads(payload)
+            except Exception as error:  # cut short: treat as the death it comes from
+                log.debug("unreadable message from worker %d: %s", worker, error)
+                self.processes[worker].kill()
+                continue
             if got_index != index:
                 raise RuntimeError(f"worker {worker} sent file {got_index} while file {index} was expected")
             if self.skip.get(index, 0) > 0:  # resent by a new worker: already handed on
@@ -159,7 +180,7 @@ class _Pool:
         self._stop(worker)
         self.deaths_in_a_row += 1
         if self.deaths_in_a_row >= MAX_DEATHS_IN_A_ROW:
-            raise RunStopped(f"{self.deaths_in_a_row} worker processes died in a row before finishing a file (last exit "
+            raise RunStopped(f"{self.deaths_in_a_row} worker processes died in a row with nothing received from them (last exit "
                              f"code {exitcode}): they cannot run here; rerun with --num-workers 0 (decoding in this "
                              "process), or see the messages above")
         reason = (f"the process decoding this file died (exit code {exitcode}): the file may crash the decoder, or "
@@ -195,6 +216,10 @@ def _worker_environment(prepare: Prepare) -> Iterator[None]:
 
     Workers keep the parent's BLAS threading: numpy's results depend on its thread count, and a worker
     must compute what this process would."""
+    try:  # a worker starts ignoring Ctrl-C (inherited across exec), so a terminal's Ctrl-C during its start-up
+        interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)  # is the parent's alone
+    except ValueError:  # not the main thread: leave signals alone
+        interrupt = None
     main = sys.modules.get("__main__")
     hide_main = main is not None and getattr(type(prepare), "__module__", "__main__") != "__main__" \
         and getattr(prepare, "__module__", None) != "__main__"
@@ -206,3 +231,5 @@ def _worker_environment(prepare: Prepare) -> Iterator[None]:
         yield
     finally:
         main.__dict__.update(saved_main) if main is not None else None
+        if interrupt is not None:
+            signal.signal(signal.SIGINT, interrupt)
