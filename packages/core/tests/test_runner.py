@@ -275,9 +275,9 @@ def test_a_worker_killed_mid_message_never_hangs_the_run(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; sys.path.insert(0, %r); import test_runner as t; from pathlib import Path; "
-            "sink = t.SlowSink(); t.run(t.items(Path(%r), 4), t.DiesMidMessage(), sink, None, t.TWO_WORKERS); "
-            "print(sorted(sink.failed), len(sink.finished))") % (str(Path(__file__).parent), str(tmp_path))
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_runner as t; from pathlib import Path; "
+            f"sink = t.SlowSink(); t.run(t.items(Path({str(tmp_path)!r}), 4), t.DiesMidMessage(), sink, None, t.TWO_WORKERS); "
+            "print(sorted(sink.failed), len(sink.finished))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['file_1.wav'] 3"
@@ -290,9 +290,8 @@ def test_workers_stop_when_their_parent_is_killed(tmp_path):
     import sys
     import time
 
-    code = ("import sys; sys.path.insert(0, %r); import test_runner as t; from pathlib import Path; "
-            "t.run(t.items(Path(%r), 40), t.Ramp(), t.SlowSink(), None, t.TWO_WORKERS)") % (
-        str(Path(__file__).parent), str(tmp_path))
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_runner as t; from pathlib import Path; "
+            f"t.run(t.items(Path({str(tmp_path)!r}), 40), t.Ramp(), t.SlowSink(), None, t.TWO_WORKERS)")
     parent = subprocess.Popen([sys.executable, "-c", code])
     children: set[int] = set()
     deadline = time.time() + 60
