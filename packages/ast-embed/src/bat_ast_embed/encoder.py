@@ -17,6 +17,7 @@ import torch
 from bat_ast_embed.pieces import time_patches
 from bat_ast_embed.pooling import WindowOutput
 from bat_ast_embed.positions import running_at
+from bat_core.device import to_host
 from bat_core.runner import Piece
 
 
@@ -43,19 +44,10 @@ class ASTEncoder:
         valid_times = [min(time_patches(length, self.patch_size, self.time_stride),
                            time_patches(len(piece.data), self.patch_size, self.time_stride)) for piece in batch]
         with torch.inference_mode():
-            flat = self._forward(batch, length, valid_times)
-            if not self.asynchronous:
-                return self._split(flat.cpu().numpy(), len(batch), valid_times)
-            host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
-            host.copy_(flat, non_blocking=True)
-            copied = torch.cuda.Event()
-            copied.record(torch.cuda.current_stream(self.device))
-
-        def collect() -> list[WindowOutput]:
-            copied.synchronize()
-            return self._split(host.numpy(), len(batch), valid_times)
-
-        return collect
+            copied = to_host([self._forward(batch, length, valid_times)])
+        if not self.asynchronous:
+            return self._split(copied()[0], len(batch), valid_times)
+        return lambda: self._split(copied()[0], len(batch), valid_times)
 
     def _forward(self, batch: list[Piece], length: int, valid_times: list[int]) -> torch.Tensor:
         """One float32 tensor on the device: poolers (n rows), means (n rows), then each window's sequence."""

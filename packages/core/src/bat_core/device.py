@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Literal
 
+import numpy as np
 import torch
 
 from bat_core.errors import DeviceError
@@ -69,3 +71,23 @@ def cpu_supports_bf16() -> bool:
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
+
+
+def to_host(tensors: Sequence[torch.Tensor]) -> Callable[[], list[np.ndarray]]:
+    """Device tensors as numpy arrays, through a collector. On CUDA the copies go into pinned host memory
+    without blocking, behind an event, so a runner encoder can launch its next batch before it waits for
+    these (no host sync per batch); elsewhere they are made at once. The one copy-back every strategy uses."""
+    if not tensors or tensors[0].device.type != "cuda":
+        arrays = [tensor.cpu().numpy() for tensor in tensors]
+        return lambda: arrays
+    host = [torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True) for tensor in tensors]
+    for target, tensor in zip(host, tensors):
+        target.copy_(tensor, non_blocking=True)
+    copied = torch.cuda.Event()
+    copied.record(torch.cuda.current_stream(tensors[0].device))
+
+    def collect() -> list[np.ndarray]:
+        copied.synchronize()
+        return [target.numpy() for target in host]
+
+    return collect

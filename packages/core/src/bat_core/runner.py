@@ -119,17 +119,7 @@ class AudioPrepare:
         # read so that one block's converted output stays about one block long, even for a low-rate file
         # that conversion upsamples many times (a corrupt header saying 100 Hz must not cost gigabytes)
         block_frames = max(256, min(BLOCK_FRAMES, int(BLOCK_FRAMES * converter.expanded_rate / converter.target_rate)))
-
-        def converted() -> Iterator[np.ndarray]:
-            for block in read_blocks(item.path, block_frames):
-                out = converter.push(block)
-                if len(out):
-                    yield out
-            tail = converter.finish()
-            if len(tail):
-                yield tail
-
-        yield from self.pieces(converted())
+        yield from self.pieces(converter.stream(read_blocks(item.path, block_frames)))
         yield FileInfo(seconds=converter.samples_in / info.sample_rate, conversion=converter.conversion,
                        extra={"channels": info.channels})
 

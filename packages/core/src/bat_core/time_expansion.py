@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -172,6 +173,16 @@ class SignalConverter:
             discarded_energy_fraction=float(discarded), band_warning=bool(warning),
         )
         return out
+
+    def stream(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """The converted stream of a recording's blocks (empty pieces left out), flushed at the end."""
+        for block in blocks:
+            out = self.push(block)
+            if len(out):
+                yield out
+        tail = self.finish()
+        if len(tail):
+            yield tail
 
     @property
     def conversion(self) -> SignalConversion:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from bat_core.device import to_host
 from bat_core.runner import Piece
 from bat_vqvae.artefact import code_dtype
 
@@ -57,19 +58,8 @@ def stacked(batch: Sequence[Piece], device: torch.device) -> torch.Tensor:
 
 def deferred(tensors: Sequence[torch.Tensor], device: torch.device) -> list[np.ndarray] | Deferred:
     """The tensors as numpy arrays: at once on a CPU; on CUDA a collector that waits for their copies."""
-    if device.type != "cuda":
-        return [tensor.cpu().numpy() for tensor in tensors]
-    host = [torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True) for tensor in tensors]
-    for target, tensor in zip(host, tensors):
-        target.copy_(tensor, non_blocking=True)
-    ready = torch.cuda.Event()
-    ready.record()
-
-    def collect() -> list[np.ndarray]:
-        ready.synchronize()
-        return [target.numpy() for target in host]
-
-    return collect
+    collect = to_host(tensors)
+    return collect if device.type == "cuda" else collect()
 
 
 class CodeEncoder:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bat_core.device import to_host
 from bat_core.errors import NonFiniteError
 from bat_core.kmeans import HashedSample, nearest
 from bat_core.runner import Piece
@@ -68,31 +69,6 @@ def assign(frames: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     return torch.cat(tokens) if tokens else torch.zeros(0, dtype=torch.int16, device=frames.device)
 
 
-class _ToHost:
-    """Copies device tensors to the host; ``collect`` waits for those copies alone."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-
-    def __call__(self, *tensors: torch.Tensor) -> Callable[[], list[np.ndarray]]:
-        if self.device.type != "cuda":
-            arrays = [tensor.cpu().numpy() for tensor in tensors]
-            return lambda: arrays
-        hosts = []
-        for tensor in tensors:
-            host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
-            host.copy_(tensor, non_blocking=True)
-            hosts.append(host)
-        done = torch.cuda.Event()
-        done.record()
-
-        def collect() -> list[np.ndarray]:
-            done.synchronize()
-            return [host.numpy() for host in hosts]
-
-        return collect
-
-
 def _split(array: np.ndarray, counts: Sequence[int]) -> list[np.ndarray]:
     return np.split(array, np.cumsum(counts)[:-1]) if len(counts) else []
 
@@ -102,7 +78,6 @@ class _ModelBatches:
         self.encoder = encoder
         self.max_items = encoder.batch_size
         self.max_length: int | None = encoder.max_batch_samples()
-        self.to_host = _ToHost(encoder.device)
 
     def _rows(self, hidden: torch.Tensor, rows: list[np.ndarray]) -> torch.Tensor:
         """The given rows (flat indices into batch x frames) of the hidden states, as float32."""
@@ -123,7 +98,7 @@ class Tokens(_ModelBatches):
         hidden, counts = self.encoder.hidden_states(batch)
         frames = hidden.shape[1]
         rows = [row * frames + np.arange(count) for row, count in enumerate(counts)]
-        collect = self.to_host(assign(self._rows(hidden, rows), self.centroids))
+        collect = to_host([assign(self._rows(hidden, rows), self.centroids)])
         return lambda: _split(collect()[0], counts)
 
 
@@ -139,7 +114,7 @@ class OwnedFrames(_ModelBatches):
             owned, _ = owned_frames(piece.meta, count, spf)
             rows.append(row * frames + np.arange(owned.start, owned.stop))
             sizes.append(owned.stop - owned.start)
-        collect = self.to_host(self._rows(hidden, rows))
+        collect = to_host([self._rows(hidden, rows)])
         return lambda: _split(collect()[0], sizes)
 
 
@@ -174,7 +149,7 @@ class SampledRows(_ModelBatches):
         rows = self._rows(hidden, wanted_rows)
         if self.sample.dtype == np.float16:  # the sample keeps float16: cast on the device (numpy's cast is slow)
             rows = rows.half()
-        collect = self.to_host(rows, non_finite)
+        collect = to_host([rows, non_finite])
 
         def outputs() -> list[SampleRows]:
             rows, bad = collect()
@@ -192,11 +167,10 @@ class CachedTokens:
         self.encoder = encoder
         self.max_items, self.max_length = blocks_per_batch, None
         self.centroids = centroids_on(encoder.device, centroids)
-        self.to_host = _ToHost(encoder.device)
 
     @torch.inference_mode()
     def __call__(self, batch: list[Piece]) -> Callable[[], list[np.ndarray]]:
         counts = [len(piece.data) for piece in batch]
         frames = self.encoder.to_device(np.concatenate([piece.data for piece in batch]))
-        collect = self.to_host(assign(frames, self.centroids))
+        collect = to_host([assign(frames, self.centroids)])
         return lambda: _split(collect()[0], counts)

@@ -198,17 +198,8 @@ class _InMemory:
 
     def __call__(self, item: DatasetItem) -> Iterator[Piece | FileInfo]:
         converter = SignalConverter(self.sample_rate, self.target_rate, self.expansion)
-
-        def converted() -> Iterator[np.ndarray]:
-            for start in range(0, len(self.samples), BLOCK_FRAMES):
-                out = converter.push(self.samples[start:start + BLOCK_FRAMES])
-                if len(out):
-                    yield out
-            tail = converter.finish()
-            if len(tail):
-                yield tail
-
-        yield from self.pieces(converted())
+        blocks = (self.samples[start:start + BLOCK_FRAMES] for start in range(0, len(self.samples), BLOCK_FRAMES))
+        yield from self.pieces(converter.stream(blocks))
         yield FileInfo(seconds=len(self.samples) / self.sample_rate, conversion=converter.conversion)
 
 
