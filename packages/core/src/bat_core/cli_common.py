@@ -130,8 +130,8 @@ def add_common_arguments(
         run.add_argument("--num-workers", type=workers, default="auto", metavar="auto|N",
                          help="processes decoding and converting audio; 0 decodes in this process (default: auto, one "
                               f"per core up to 8: {default_workers()} here)")
-        run.add_argument("--max-memory", type=positive_int, default=512, metavar="MB",
-                         help="decoded audio in flight between the decoding processes and the model (default: 512)")
+        run.add_argument("--max-memory", type=positive_int, default=256, metavar="MB",
+                         help="decoded audio in flight between the decoding processes and the model (default: 256)")
     if seed:
         run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     if overwrite:
@@ -162,7 +162,7 @@ def dataset_from_args(args: argparse.Namespace) -> Dataset:
 def run_options(args: argparse.Namespace, description: str = "") -> RunOptions:
     from bat_core.runner import RunOptions
 
-    return RunOptions(workers=getattr(args, "num_workers", 0), max_memory_mb=getattr(args, "max_memory", 512),
+    return RunOptions(workers=getattr(args, "num_workers", 0), max_memory_mb=getattr(args, "max_memory", 256),
                       show_progress=show_progress(args), description=description)
 
 

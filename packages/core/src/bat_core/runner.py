@@ -36,7 +36,7 @@ from bat_core.time_expansion import SignalConversion, SignalConverter, TimeExpan
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_MEMORY_MB = 512
+DEFAULT_MAX_MEMORY_MB = 256  # with 2 busy workers at 512, the queues alone held ~450 MB of a 10-minute file
 
 
 @dataclass

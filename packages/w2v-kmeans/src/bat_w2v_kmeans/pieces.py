@@ -25,6 +25,7 @@ import numpy as np
 from bat_core.batching import bucket_length
 from bat_core.dataset import DatasetItem
 from bat_core.errors import AudioError
+from bat_core.npy import StoredRows
 from bat_core.runner import FileInfo, Piece
 from bat_core.time_expansion import SignalConversion
 from bat_core.windows import Span, Windower
@@ -119,10 +120,12 @@ class CachedFrames:
             raise AudioError(f"audio file not found: {item.path}") from error
         if fingerprint != cached.source_fingerprint:
             raise AudioError(f"{item.path} changed after its frames were cached; rerun to encode it again")
-        frames = np.load(cached.path, mmap_mode="r")
-        if frames.ndim != 2 or frames.shape[1] != self.dim or len(frames) == 0:
-            raise AudioError(f"cached frames {cached.path} have shape {frames.shape}, expected (T, {self.dim})")
-        for start in range(0, len(frames), self.block_rows):
-            block = np.array(frames[start:start + self.block_rows], dtype=np.float32)
-            yield Piece(block, length=1, meta=start)
+        try:  # read block by block (a memory map would keep every page it touched resident)
+            frames = StoredRows.open(cached.path)
+        except (OSError, ValueError) as error:
+            raise AudioError(f"cached frames {cached.path} cannot be read: {error}") from error
+        if frames.row_shape != (self.dim,) or frames.rows == 0:
+            raise AudioError(f"cached frames {cached.path} have {frames.rows} rows of {frames.row_shape}, expected (T, {self.dim})")
+        for start, block in frames.blocks(self.block_rows):
+            yield Piece(block.astype(np.float32, copy=False), length=1, meta=start)
         yield FileInfo(seconds=cached.seconds, conversion=SignalConversion(**cached.conversion))
