@@ -158,7 +158,7 @@ def test_tags_live_side_by_side_and_shards_fold_into_one_manifest(tiny_ast, demo
 
 
 PEAK_RSS = """
-import resource, sys
+import sys
 from bat_ast_embed import ASTEmbedder, EmbedConfig, embed_dataset
 from bat_core.dataset import Dataset
 from bat_core.runner import RunOptions
@@ -166,7 +166,8 @@ root, model, derived = sys.argv[1:4]
 embedder = ASTEmbedder.from_pretrained(model, EmbedConfig(max_frames="auto", sequence=True, pool="both"), device="cpu")
 summary = embed_dataset(Dataset.from_root(root, derived=derived), embedder, options=RunOptions(workers=0, show_progress=False))
 assert summary.done == 1, summary.line()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+from bat_core.testing import peak_rss_mb
+print(int(peak_rss_mb()))
 """
 
 

@@ -260,3 +260,17 @@ class StrategyContract:
         from bat_core.store import read_manifest
 
         return read_manifest(root / "derived" / "manifests" / f"{self.representation}.parquet")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since it started its program. ``ru_maxrss`` is not that: Linux
+    carries it across exec, so a child started from a large test process reports the parent's size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
