@@ -36,7 +36,7 @@ choose_model() {  # $1 variable naming a local checkpoint, $2 bat_core.testing b
 
 if [ -x "$bin/bat-vqvae" ]; then
   echo "== bat-vqvae: train on the demo mels, then encode"
-  "$bin/bat-vqvae" train --root "$project" --steps "${BAT_DEMO_VQ_STEPS:-300}"
+  "$bin/bat-vqvae" train --root "$project" --steps "${BAT_DEMO_VQ_STEPS:-300}" --overwrite  # the demo retrains on each run
   "$bin/bat-vqvae" encode --root "$project"
 fi
 

@@ -11,6 +11,7 @@ in low noise and silence; files come at 192-384 kHz and last 0.3-1.0 s.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,16 @@ def synth_recording(call_type: str, sample_rate: int, seconds: float, rng: np.ra
     return np.clip(audio, -1, 1)
 
 
+def _write_if_changed(path: Path, samples: np.ndarray, sample_rate: int) -> None:
+    """Write a WAV unless the same bytes are there: rewriting the corpus keeps its files' fingerprints, so
+    outputs made from it stay valid (a rerun of the demo recomputes nothing)."""
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, sample_rate, subtype="PCM_16", format="WAV")
+    data = buffer.getvalue()
+    if not path.is_file() or path.read_bytes() != data:
+        path.write_bytes(data)
+
+
 def write_demo_corpus(root: str | Path, n_files: int = 24, seed: int = 0, overwrite: bool = False) -> Path:
     """Write ``ROOT/data/audio/*.wav`` and ``ROOT/data/annotations.csv``; same seed, same bytes.
 
@@ -94,8 +105,7 @@ def write_demo_corpus(root: str | Path, n_files: int = 24, seed: int = 0, overwr
         seconds = round(float(rng.uniform(0.3, 1.0)), 3)
         site = SITES[index % len(SITES)]
         name = f"demo_{index:03d}_{call_type.replace('-', '').lower()}_{sample_rate // 1000}k.wav"
-        sf.write(audio_dir / name, synth_recording(call_type, sample_rate, seconds, rng),
-                 sample_rate, subtype="PCM_16")
+        _write_if_changed(audio_dir / name, synth_recording(call_type, sample_rate, seconds, rng), sample_rate)
         rows.append({"File Name": name, "call_type": call_type, "site": site,
                      "sample_rate": sample_rate, "duration_s": seconds})
     with open(root / "data" / "annotations.csv", "w", newline="", encoding="utf-8") as handle:
