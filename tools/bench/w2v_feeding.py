@@ -25,9 +25,12 @@ pieces (with 0 workers: decoding itself), and the workers' CPU time.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
 import math
 import os
+import pstats
 import resource
 import subprocess
 import sys
@@ -121,8 +124,10 @@ def cpu_seconds(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure_run(root: Path, model_dir: Path, expansion: float, workers: int, device: str, out: Path) -> dict:
-    """One whole `run` (``run_pipeline``) with the zero forward; the model load is outside the clock."""
+def measure_run(root: Path, model_dir: Path, expansion: float, workers: int, device: str, out: Path,
+                profile_rows: int = 0) -> dict:
+    """One whole `run` (``run_pipeline``) with the zero forward; the model load is outside the clock (and outside
+    the profile, when ``profile_rows`` asks for one)."""
     import logging
 
     from bat_core.dataset import Dataset
@@ -139,8 +144,13 @@ def measure_run(root: Path, model_dir: Path, expansion: float, workers: int, dev
     tokenizer = W2VKMeansTokenizer(encoder, TimeExpansion.parse(expansion))
     main_cpu, children_cpu = cpu_seconds(resource.RUSAGE_SELF), cpu_seconds(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
+    profile = cProfile.Profile() if profile_rows else None
     with timed_passes() as passes, timed_waits() as waits:
+        if profile:
+            profile.enable()
         result = run_pipeline(dataset, tokenizer, options=RunOptions(workers=workers, show_progress=False))
+        if profile:
+            profile.disable()
     wall = time.perf_counter() - started
     manifest = read_manifest(dataset.paths.manifest_path(REPRESENTATION))
     ok = manifest[manifest["status"] == STATUS_OK]
@@ -150,7 +160,15 @@ def measure_run(root: Path, model_dir: Path, expansion: float, workers: int, dev
             "main_cpu_s": cpu_seconds(resource.RUSAGE_SELF) - main_cpu,
             "workers_cpu_s": cpu_seconds(resource.RUSAGE_CHILDREN) - children_cpu,
             "done": result.tokens.done, "failed": result.tokens.failed, "failures": result.tokens.failures[:3],
-            "device": str(encoder.device), "precision": encoder.precision}
+            "device": str(encoder.device), "precision": encoder.precision, **_profile_text(profile, profile_rows)}
+
+
+def _profile_text(profile: cProfile.Profile | None, rows: int) -> dict[str, str]:
+    if profile is None:
+        return {}
+    text = io.StringIO()
+    pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(rows)
+    return {"profile": text.getvalue()}
 
 
 def worker_counts(text: str) -> list[int]:
@@ -171,6 +189,9 @@ def main() -> None:
                         help="decoding worker counts to measure, each in a fresh process (default: 1,2)")
     parser.add_argument("--device", default="auto", help="where the zero frames live: auto (cuda > mps > cpu), cpu, cuda")
     parser.add_argument("--hidden", type=int, default=BASE_HIDDEN, help=f"frame width (default: {BASE_HIDDEN}, base models)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="also print the N functions of the main process with the most own time (cProfile; it "
+                             "slows the run: compare rates only between runs without it)")
     parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -179,7 +200,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.measure is not None:
         result = measure_run(Path(args.root), Path(args.model), args.time_expansion, args.measure, args.device,
-                             Path(args.out))
+                             Path(args.out), args.profile)
         Path(args.result).write_text(json.dumps(result))
         return
 
@@ -192,7 +213,8 @@ def main() -> None:
             result_path = tmp_path / f"workers-{workers}.json"
             subprocess.run([sys.executable, __file__, "--measure", str(workers), "--root", str(root), "--model",
                             str(model_dir), "--out", str(tmp_path / f"derived-{workers}"), "--result", str(result_path),
-                            "--time-expansion", str(args.time_expansion), "--device", args.device], check=True)
+                            "--time-expansion", str(args.time_expansion), "--device", args.device,
+                            "--profile", str(args.profile)], check=True)
             results.append(json.loads(result_path.read_text()))
 
     first = results[0]
@@ -217,6 +239,9 @@ def main() -> None:
             parts.append(f"{name} {seconds:.2f} s (waited {wait['seconds']:.2f}, first {wait['first_s']:.2f})")
         other = r["wall_s"] - r["frames_pass_s"] - r["tokens_pass_s"] - r["fit_s"]
         print(f"  {r['workers']} workers: {parts[0]}, k-means {r['fit_s']:.2f} s, {parts[1]}, other {other:.2f} s")
+    for r in results:
+        if "profile" in r:
+            print(f"main process of the run with {r['workers']} workers, by own time (cProfile):\n{r['profile']}")
     rates = {r["workers"]: r["model_audio_s"] / r["wall_s"] for r in results}
     if 1 in rates and 2 in rates:
         ratio = rates[2] / rates[1]

@@ -65,7 +65,7 @@ def build_corpus(root: Path, files: int) -> Path:
     for index in range(files):
         original = recordings[index % len(recordings)]
         name = f"{index:05d}_{original.stem}{original.suffix}"
-        os.symlink(original, audio / name)
+        os.symlink(original.resolve(), audio / name)
         names.append(name)
     with open(root / "data" / "annotations.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -74,7 +74,7 @@ def build_corpus(root: Path, files: int) -> Path:
     return root
 
 
-def naive(root: Path, model_dir: Path, expansion: float) -> dict:
+def naive(root: Path, model_dir: Path, expansion: float, device: str = "cpu") -> dict:
     import librosa
     import torch
     from sklearn.cluster import KMeans
@@ -82,7 +82,7 @@ def naive(root: Path, model_dir: Path, expansion: float) -> dict:
 
     torch.manual_seed(0)
     extractor = Wav2Vec2FeatureExtractor.from_pretrained(model_dir)
-    model = Wav2Vec2Model.from_pretrained(model_dir).eval()
+    model = Wav2Vec2Model.from_pretrained(model_dir).eval().to(device)  # the recipe's default precision: fp32
     names = [row["File Name"] for row in csv.DictReader(open(root / "data" / "annotations.csv"))]
     started = time.perf_counter()
     features, seconds = [], 0.0
@@ -94,7 +94,7 @@ def naive(root: Path, model_dir: Path, expansion: float) -> dict:
             if len(waveform) < 400:  # the one fix the naive recipe needs to run: clips shorter than one frame
                 waveform = np.pad(waveform, (0, 400 - len(waveform)))
             inputs = extractor(waveform, sampling_rate=16000, return_tensors="pt")
-            features.append(model(inputs.input_values).last_hidden_state[0].numpy())
+            features.append(model(inputs.input_values.to(device)).last_hidden_state[0].cpu().numpy())
     extraction = time.perf_counter() - started
     frames = np.concatenate(features)
     fit_started = time.perf_counter()
@@ -130,7 +130,8 @@ def timed_passes() -> Iterator[dict[str, float]]:
         api.run = original
 
 
-def package(root: Path, model_dir: Path, expansion: float, out: Path, workers: int, precision: str = "auto") -> dict:
+def package(root: Path, model_dir: Path, expansion: float, out: Path, workers: int, precision: str = "auto",
+            device: str = "cpu") -> dict:
     """bat-w2v-kmeans as `run` does it: ``run_pipeline``, one encoder pass (frames into the sample and a frame
     cache), the k-means fit, tokens from the cache. Total includes loading the encoder (not importing transformers),
     as it always has."""
@@ -146,7 +147,7 @@ def package(root: Path, model_dir: Path, expansion: float, out: Path, workers: i
     # it lazily, inside from_pretrained: ~4 s here that is start-up, not the work compared)
     dataset = Dataset.from_root(root, derived=out)
     started = time.perf_counter()
-    encoder = SpeechEncoder.from_pretrained(model_dir, device="cpu", precision=precision)
+    encoder = SpeechEncoder.from_pretrained(model_dir, device=device, precision=precision)
     load = time.perf_counter() - started
     tokenizer = W2VKMeansTokenizer(encoder, TimeExpansion.parse(expansion))
     with timed_passes() as passes:
@@ -157,33 +158,19 @@ def package(root: Path, model_dir: Path, expansion: float, out: Path, workers: i
     return {"extraction_s": passes["run: frames"], "fit_s": info.extra["fit_seconds"], "total_s": total, "load_s": load,
             "tokens_s": passes.get("run: tokens", 0.0), "frames": info.frames_seen, "fit_frames": info.fit_frames,
             "centroids": result.codebook.centroids.tolist(), "done": result.tokens.done, "failed": result.tokens.failed,
-            "torch_threads": torch.get_num_threads(), "workers": workers}
+            "torch_threads": torch.get_num_threads(), "workers": workers, "precision": encoder.precision,
+            "device_name": torch.cuda.get_device_name(encoder.device) if encoder.device.type == "cuda" else "cpu"}
 
 
-class _TimedForward:
-    """The model with a stopwatch around its forward (everything else about it passes through)."""
-
-    def __init__(self, model):
-        self.model, self.seconds = model, 0.0
-
-    def __call__(self, *args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return self.model(*args, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - started
-
-    def __getattr__(self, name):
-        return getattr(self.model, name)
-
-
-def bare_forward(root: Path, model_dir: Path, expansion: float, frames_path: Path) -> dict:
+def bare_forward(root: Path, model_dir: Path, expansion: float, frames_path: Path, device: str = "cpu") -> dict:
     """The bound: the model forward alone over the package's own windows in the package's own batches.
 
     Windows come from the package's prepare (decoded inline, beforehand), batches from the runner's
-    ``LengthBatcher`` with the encoder's limits, the forward through ``OwnedFrames`` as `run` calls it; only
-    the model's forward is timed. Each window's own frames are saved to ``frames_path`` (every frame of the
-    corpus, to score both codebooks on the same data)."""
+    ``LengthBatcher`` with the encoder's limits, the model's inputs built and put on the device
+    beforehand (``SpeechEncoder.model_inputs``, as `run` builds them); after one warm-up batch only the
+    forwards are timed (synchronised on CUDA), in the encoder's default precision (bf16 on a GPU). Each
+    window's own frames are then saved to ``frames_path`` (every frame of the corpus, to score both
+    codebooks on the same data), outside the clock."""
     import torch
 
     from bat_core.batching import LengthBatcher
@@ -193,7 +180,7 @@ def bare_forward(root: Path, model_dir: Path, expansion: float, frames_path: Pat
     from bat_w2v_kmeans import SpeechEncoder, W2VKMeansTokenizer
     from bat_w2v_kmeans.forward import OwnedFrames
 
-    encoder = SpeechEncoder.from_pretrained(model_dir, device="cpu")
+    encoder = SpeechEncoder.from_pretrained(model_dir, device=device)
     prepare = W2VKMeansTokenizer(encoder, TimeExpansion.parse(expansion)).prepare()
     batcher = LengthBatcher(encoder.batch_size, encoder.max_batch_samples())
     batches: list[list[Piece]] = []
@@ -206,16 +193,24 @@ def bare_forward(root: Path, model_dir: Path, expansion: float, frames_path: Pat
         except Exception:  # the runner fails such a file and drops its pieces: so does the bound
             batcher.drop(index)
     batches.extend(batcher.flush())
-    timed = _TimedForward(encoder.model)
-    encoder.model = timed
-    forward = OwnedFrames(encoder)
-    frames = []
+    inputs = [encoder.model_inputs(batch) for batch in batches]
+    synchronize = torch.cuda.synchronize if encoder.device.type == "cuda" else (lambda: None)
     with torch.inference_mode():
-        for batch in batches:
-            frames.extend(forward(batch)())
+        values, kwargs = inputs[0]
+        encoder.model(values, **kwargs)  # warm-up: kernels chosen, memory pooled
+        synchronize()
+        started = time.perf_counter()
+        for values, kwargs in inputs:
+            encoder.model(values, **kwargs)
+        synchronize()
+        seconds = time.perf_counter() - started
+        forward = OwnedFrames(encoder)
+        frames = [frame for batch in batches for frame in forward(batch)()]
     frames_path.parent.mkdir(parents=True, exist_ok=True)
     np.save(frames_path, np.concatenate(frames))
-    return {"bare_forward_s": timed.seconds, "batches": len(batches), "windows": sum(len(b) for b in batches)}
+    return {"bare_forward_s": seconds, "batches": len(batches), "windows": sum(len(b) for b in batches),
+            "audio_s": sum(len(piece.data) for batch in batches for piece in batch) / encoder.sample_rate,
+            "precision": encoder.precision}
 
 
 def inertia_on_all(frames: np.ndarray, centroids: np.ndarray) -> float:
@@ -230,13 +225,13 @@ def inertia_on_all(frames: np.ndarray, centroids: np.ndarray) -> float:
 def side(args) -> None:
     root, model_dir = Path(args.root), Path(args.model)
     if args.side == "naive":
-        result = naive(root, model_dir, args.time_expansion)
+        result = naive(root, model_dir, args.time_expansion, args.device)
     elif args.side == "package":
-        result = package(root, model_dir, args.time_expansion, Path(args.out), args.workers)
+        result = package(root, model_dir, args.time_expansion, Path(args.out), args.workers, device=args.device)
     elif args.side == "package-bf16":
-        result = package(root, model_dir, args.time_expansion, Path(args.out), args.workers, precision="bf16")
+        result = package(root, model_dir, args.time_expansion, Path(args.out), args.workers, "bf16", args.device)
     else:
-        result = bare_forward(root, model_dir, args.time_expansion, Path(args.out) / "frames.npy")
+        result = bare_forward(root, model_dir, args.time_expansion, Path(args.out) / "frames.npy", args.device)
     result["main_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     Path(args.result).write_text(json.dumps(result))
 
@@ -246,7 +241,8 @@ def run_side(name: str, args, root: Path, model_dir: Path, tmp_path: Path) -> di
     result_path = tmp_path / f"{name}.json"
     measured = measure([sys.executable, __file__, "--side", name, "--root", str(root), "--model", str(model_dir),
                         "--out", str(tmp_path / f"derived-{name}"), "--result", str(result_path),
-                        "--time-expansion", str(args.time_expansion), "--workers", str(args.workers)])
+                        "--time-expansion", str(args.time_expansion), "--workers", str(args.workers),
+                        "--device", args.device])
     if measured.returncode != 0:
         print(measured.output, file=sys.stderr)
         raise SystemExit(f"the {name} side failed (exit code {measured.returncode})")
@@ -257,6 +253,20 @@ def met(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
+def gpu_targets(n: dict, p: dict, bare: dict) -> None:
+    """Issue 10's GPU targets: `run` (model load excluded) >= 50% of the bare bf16 forward's audio-s/s, and
+    >= 10x the naive recipe (its model load excluded too) at equal work on >= 30 minutes of audio."""
+    run_s = p["total_s"] - p["load_s"]
+    audio = n["audio_s"]
+    run_rate, bare_rate, naive_rate = audio / run_s, audio / bare["bare_forward_s"], audio / n["total_s"]
+    print(f"model-audio-s/s over the corpus's {audio:.0f} s: run {run_rate:.0f} (load excluded: {run_s:.1f} s), "
+          f"bare {bare['precision']} forward {bare_rate:.0f} ({bare['bare_forward_s']:.2f} s), naive recipe "
+          f"{naive_rate:.0f} ({n['total_s']:.1f} s)")
+    print(f"targets (GPU): run >= 50% of the bare forward: {run_rate / bare_rate:.0%}: {met(run_rate >= 0.5 * bare_rate)}; "
+          f"run >= 10x the naive recipe on >= 30 min: {run_rate / naive_rate:.1f}x on {audio / 60:.0f} min: "
+          f"{met(run_rate >= 10 * naive_rate and audio >= 1800)}")
+
+
 def main() -> None:
     from bat_core.cli_common import default_workers, non_negative_int
 
@@ -265,6 +275,8 @@ def main() -> None:
     parser.add_argument("--time-expansion", type=float, default=15.0)
     parser.add_argument("--workers", type=non_negative_int, default=default_workers(),
                         help=f"the package's decoding processes (default: one per core up to 8: {default_workers()} here)")
+    parser.add_argument("--device", default="cpu", help="where both sides run the model: cpu (default) or cuda")
+    parser.add_argument("--json", help="also write every side's measurements here")
     parser.add_argument("--side", choices=["naive", "package", "bare", "package-bf16"], help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -286,13 +298,18 @@ def main() -> None:
         torch.manual_seed(0)
         Wav2Vec2Model(Wav2Vec2Config()).save_pretrained(model_dir)
         Wav2Vec2FeatureExtractor(return_attention_mask=False).save_pretrained(model_dir)
-        sides = ("naive", "package", "bare") + (("package-bf16",) if cpu_supports_bf16() else ())
+        opt_in_bf16 = args.device == "cpu" and cpu_supports_bf16()
+        sides = ("naive", "package", "bare") + (("package-bf16",) if opt_in_bf16 else ())
         results = {name: run_side(name, args, root, model_dir, tmp_path) for name in sides}
         frames = np.load(tmp_path / "derived-bare" / "frames.npy")
     n, p, bare = results["naive"], results["package"], results["bare"]
     n_inertia, p_inertia = inertia_on_all(frames, n["centroids"]), inertia_on_all(frames, p["centroids"])
+    if args.json:
+        Path(args.json).write_text(json.dumps({name: {k: v for k, v in r.items() if k != "centroids"}
+                                                for name, r in results.items()}, indent=1))
     print(f"{args.files} files, {n['audio_s']:.0f} s of 16 kHz audio per side ({n['frames']} frames), time expansion "
-          f"{args.time_expansion:g}, base wav2vec2 (random weights), CPU threads {p['torch_threads']}, package decoding "
+          f"{args.time_expansion:g}, base wav2vec2 (random weights), on {p['device_name']} (package {p['precision']}, "
+          f"bare forward {bare['precision']}, naive float32), CPU threads {p['torch_threads']}, package decoding "
           f"workers {p['workers']} ({os.cpu_count()} cores)")
     if p["failed"] or p["done"] != args.files:
         print(f"package: {p['done']} files done, {p['failed']} failed")
@@ -319,6 +336,9 @@ def main() -> None:
         print(f"opt-in --precision bf16 (CPU has native bf16): total {n['total_s'] / b['total_s']:.2f}x faster, extraction "
               f"{n['extraction_s'] / b['extraction_s']:.2f}x, peak memory {b['peak_rss_mb'] / n['peak_rss_mb']:.2f}x, "
               f"inertia {inertia_on_all(frames, b['centroids']) / n_inertia:.3f}x")
+    if args.device != "cpu":
+        gpu_targets(n, p, bare)
+        return
     if args.time_expansion == 1:
         total_target = f"total >= 2x at default precision (issue 10, CPU equal work, --files 128): {met(total_ratio >= 2)}"
     else:

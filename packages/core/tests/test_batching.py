@@ -40,3 +40,19 @@ def test_a_failed_file_is_dropped_and_out_of_memory_halves():
     assert [[p.file for p in batch] for batch in batcher.flush()] == [[0, 2]]
     batcher.shrink()
     assert (batcher.max_items, batcher.max_length) == (2, 50)
+
+
+def test_pending_length_is_bounded_too_and_the_largest_group_by_length_goes_out():
+    # pieces of many lengths and a large piece cap (as on a GPU): their summed length bounds what waits, and the
+    # group holding the most audio goes out (three 250s, not the five 90s)
+    batcher = LengthBatcher(max_items=1000, max_length=1000)
+    lengths = [10, 10, 10, 200, 200, 250, 250, 250, 150, 150, 150, 90, 90, 90, 90, 90]
+    out = []
+    for piece in pieces(lengths):
+        out.extend(batcher.add(piece))
+        assert batcher.pending_length <= 2000
+    assert [[p.length for p in batch] for batch in out] == [[250, 250, 250]]
+    batcher.drop(0)
+    flushed = batcher.flush()
+    assert batcher.pending == batcher.pending_length == 0
+    assert sorted(p.file for batch in out + flushed for p in batch) == list(range(1, len(lengths)))

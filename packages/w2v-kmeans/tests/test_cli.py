@@ -90,6 +90,17 @@ def test_usage_errors_exit_2_with_one_line(tiny_wav2vec2, short_root, tmp_path, 
     with pytest.raises(SystemExit) as exited:
         main(["fit", "--root", str(short_root), "--shard", "0/2"])  # fit does not shard
     assert exited.value.code == 2
+    for bad in ("0", "x"):
+        with pytest.raises(SystemExit) as exited:
+            main(["fit", *common(short_root, tiny_wav2vec2), *FIT, "--batch-size", bad])
+        assert exited.value.code == 2 and "argument --batch-size: must be auto or an integer >= 1" in capsys.readouterr().err
+
+
+def test_batch_size_auto_is_8_windows_on_cpu_and_a_number_is_kept(tiny_wav2vec2):
+    from bat_w2v_kmeans import SpeechEncoder
+
+    assert SpeechEncoder.from_pretrained(tiny_wav2vec2, device="cpu").batch_size == 8
+    assert SpeechEncoder.from_pretrained(tiny_wav2vec2, device="cpu", batch_size=3).batch_size == 3
 
 
 def test_help_explains_layers_and_seed_only_where_used(capsys):

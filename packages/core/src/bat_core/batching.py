@@ -19,7 +19,8 @@ def bucket_length(length: int, bucket: int, minimum: int = 1, maximum: int | Non
 class LengthBatcher:
     """The runner's batches: pieces of equal ``length`` grouped (so a piece's padding never depends on its batch
     mates); a group goes out when full (``max_items`` pieces, or ``max_length`` summed length), or, when more
-    than two batches' worth is pending, the largest group goes out as it is (a bound on what waits)."""
+    than two batches' worth is pending (in pieces or in summed length), the largest group goes out as it is (a
+    bound on what waits)."""
 
     def __init__(self, max_items: int, max_length: int | None):
         if max_items < 1:
@@ -27,6 +28,7 @@ class LengthBatcher:
         self.max_items, self.max_length = max_items, max_length
         self.groups: dict[int, list[Piece]] = defaultdict(list)
         self.pending = 0
+        self.pending_length = 0
 
     def _full(self, group: list[Piece]) -> bool:
         length = group[0].length
@@ -36,16 +38,21 @@ class LengthBatcher:
         group = self.groups[piece.length]
         group.append(piece)
         self.pending += 1
+        self.pending_length += piece.length
         ready = []
         if self._full(group):
             ready.append(self._take(piece.length))
-        while self.pending > 2 * self.max_items:  # too many partial groups: send the largest
-            ready.append(self._take(max(self.groups, key=lambda length: (len(self.groups[length]), -length))))
+        while self._too_much_waiting():  # too many partial groups: send the largest
+            ready.append(self._take(max(self.groups, key=lambda length: (len(self.groups[length]) * length, -length))))
         return ready
+
+    def _too_much_waiting(self) -> bool:
+        return self.pending > 2 * self.max_items or (self.max_length is not None and self.pending_length > 2 * self.max_length)
 
     def _take(self, length: int) -> list[Piece]:
         group = self.groups.pop(length)
         self.pending -= len(group)
+        self.pending_length -= len(group) * length
         return group
 
     def flush(self) -> list[list[Piece]]:
@@ -55,6 +62,7 @@ class LengthBatcher:
         for length in list(self.groups):
             kept = [piece for piece in self.groups[length] if piece.file != file]
             self.pending -= len(self.groups[length]) - len(kept)
+            self.pending_length -= (len(self.groups[length]) - len(kept)) * length
             if kept:
                 self.groups[length] = kept
             else:

@@ -49,6 +49,11 @@ def positive_int(text: str) -> int:
     return _bounded(int, text, 1, "an integer >= 1")
 
 
+def auto_or_positive_int(text: str) -> int | None:
+    """``auto`` (None: decided by the command) or an integer >= 1."""
+    return None if text.strip().lower() == "auto" else _bounded(int, text, 1, "auto or an integer >= 1")
+
+
 def non_negative_int(text: str) -> int:
     return _bounded(int, text, 0, "an integer >= 0")
 
@@ -103,10 +108,11 @@ def default_workers() -> int:
 
 # -- options --------------------------------------------------------------------------------------
 def add_common_arguments(
-    parser: argparse.ArgumentParser, *, device: bool = True, batch_size: int | None = 8, seed: bool = False,
+    parser: argparse.ArgumentParser, *, device: bool = True, batch_size: int | str | None = 8, seed: bool = False,
     overwrite: bool = True, shard_option: bool = True, tag_option: bool = True, workers_option: bool = True,
 ) -> None:
-    """The options of a per-file command; each is added only where the command uses it."""
+    """The options of a per-file command; each is added only where the command uses it. ``batch_size="auto"``
+    accepts auto or N (``None`` in ``args`` for auto: the command decides by device)."""
     data = parser.add_argument_group("data")
     data.add_argument("--root", default=".", help="project root holding data/annotations.csv and data/audio/ (default: .)")
     data.add_argument("--derived", default=None, help="where outputs go (default: ROOT/derived); use it when ROOT is read-only")
@@ -125,7 +131,11 @@ def add_common_arguments(
                               "k256 (default: the standard layout)")
     if device:
         run.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
-    if batch_size is not None:
+    if batch_size == "auto":
+        run.add_argument("--batch-size", type=auto_or_positive_int, default=None, metavar="auto|N",
+                         help="pieces per model batch (default: auto: 8 on CPU; on a GPU as many as the batch's "
+                              "seconds of audio allow, sized from free GPU memory)")
+    elif batch_size is not None:
         run.add_argument("--batch-size", type=positive_int, default=batch_size,
                          help=f"pieces per model batch (default: {batch_size})")
     if workers_option:

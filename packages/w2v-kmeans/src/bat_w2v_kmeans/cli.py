@@ -28,7 +28,6 @@ from bat_core.cli_common import (
 )
 from bat_w2v_kmeans.__about__ import __version__
 from bat_w2v_kmeans.defaults import (
-    DEFAULT_BATCH_SIZE,
     DEFAULT_K,
     DEFAULT_MAX_FIT_FRAMES,
     DEFAULT_MODEL,
@@ -201,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, description in descriptions.items():
         command = add_command(commands, name, help=description.split(":")[0].split(".")[0].split(",")[0],
                               description=description)
-        add_common_arguments(command, batch_size=DEFAULT_BATCH_SIZE, seed=name in ("fit", "run"),
+        add_common_arguments(command, batch_size="auto", seed=name in ("fit", "run"),
                              shard_option=name != "fit")
         _add_model_arguments(command, name)
         if name in ("fit", "run"):

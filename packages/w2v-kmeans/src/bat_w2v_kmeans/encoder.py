@@ -40,11 +40,15 @@ log = logging.getLogger(__name__)
 CPU_BATCH_SECONDS = 8.0
 MPS_BATCH_SECONDS = 16.0
 # On CUDA a batch holds as much audio as GPU_MEMORY_FRACTION of the free memory allows, by the estimate of
-# ``activation_bytes_per_second``, and at most GPU_BATCH_SECONDS (--batch-size usually binds first: 8 windows
-# of 15 s are 120 s). An estimate too high only gives smaller batches; one too low is caught by the
-# runner, which halves the batch on out-of-memory.
+# ``activation_bytes_per_second``, and at most GPU_BATCH_SECONDS. An estimate too high only gives smaller
+# batches; one too low is caught by the runner, which halves the batch on out-of-memory.
 GPU_MEMORY_FRACTION = 0.5
 GPU_BATCH_SECONDS = 320.0
+# Windows per batch on CUDA unless --batch-size says otherwise: so many that the seconds above bind. Each
+# forward costs ~20 ms whatever its size: at 8 windows per batch an H100 ran the demo corpus cycled to 500
+# files in 202 forwards of ~25 s of audio (1072 audio-s/s), where batches of 240 s had given 6108; and real
+# recordings are mostly short clips (shared/bats x15: median 0.4 s of model audio).
+GPU_BATCH_PIECES = 1024
 # Weights a speech checkpoint may lack and still be the model it claims to be (used only in pretraining).
 OPTIONAL_WEIGHTS = ("masked_spec_embed",)
 
@@ -54,7 +58,7 @@ class SpeechEncoder:
 
     def __init__(self, model, extractor, model_id: str, layer: int | None = None, device: str | torch.device = "cpu",
                  window_seconds: float = WINDOW_SECONDS, overlap_seconds: float = OVERLAP_SECONDS,
-                 bucket_seconds: float = BUCKET_SECONDS, batch_size: int = DEFAULT_BATCH_SIZE,
+                 bucket_seconds: float = BUCKET_SECONDS, batch_size: int | None = None,
                  max_batch_seconds: float | None = None, precision: str = "auto"):
         self.model_id = model_id
         self.extractor = extractor
@@ -67,6 +71,8 @@ class SpeechEncoder:
             raise ConfigMismatchError(f"--layer must be 0..{self.num_layers} for {model_id} (0: CNN features + "
                                       f"projection), got {layer}")
         self.layer = layer
+        if batch_size is None:  # auto: on a GPU the batch's seconds of audio bind, not its count of windows
+            batch_size = GPU_BATCH_PIECES if self.device.type == "cuda" else DEFAULT_BATCH_SIZE
         if batch_size < 1:
             raise BatError(f"--batch-size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
@@ -210,10 +216,9 @@ class SpeechEncoder:
             return tensor.pin_memory().to(self.device, non_blocking=True)
         return tensor.to(self.device)
 
-    @torch.inference_mode()
-    def hidden_states(self, batch: list[Piece]) -> tuple[torch.Tensor, list[int]]:
-        """(batch, frames, hidden) outputs of the chosen layer, on the device and not waited for, and each
-        piece's count of real frames. Pieces of a batch share one run length (the runner's batches)."""
+    def model_inputs(self, batch: list[Piece]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The model's input values (padded rows, on the device, in the model's dtype) and keyword inputs
+        (the attention mask where the extractor uses one) for a batch of pieces of one run length."""
         length = batch[0].length
         inputs = np.full((len(batch), length), float(getattr(self.extractor, "padding_value", 0.0)), dtype=np.float32)
         for row, piece in enumerate(batch):
@@ -224,7 +229,13 @@ class SpeechEncoder:
             for row, piece in enumerate(batch):
                 mask[row, : len(piece.data)] = 1
             kwargs["attention_mask"] = self.to_device(mask)
-        values = self.to_device(inputs).to(self.dtype)
+        return self.to_device(inputs).to(self.dtype), kwargs
+
+    @torch.inference_mode()
+    def hidden_states(self, batch: list[Piece]) -> tuple[torch.Tensor, list[int]]:
+        """(batch, frames, hidden) outputs of the chosen layer, on the device and not waited for, and each
+        piece's count of real frames. Pieces of a batch share one run length (the runner's batches)."""
+        values, kwargs = self.model_inputs(batch)
         output = self.model(values, output_hidden_states=self.layer is not None, **kwargs)
         hidden = output.last_hidden_state if self.layer is None else output.hidden_states[self.layer]
         return hidden, [self.frame_count(len(piece.data)) for piece in batch]
