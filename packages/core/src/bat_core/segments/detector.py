@@ -1,0 +1,300 @@
+"""A dependency-free band-energy call detector, streamed block by block (numpy only).
+
+The recording is read at its own rate (no resampling, no time expansion). Each frame of about
+1 ms is Fourier-transformed; its power is summed over three neighbouring bins (a one-bin noise
+peak then almost never crosses a threshold, while a call, which spans bins, keeps its energy)
+and divided by a per-bin noise floor: the median over a few seconds, kept as a ring of
+per-block medians so memory does not grow with the file. A frame's score is its largest bin
+SNR within the band. Hysteresis: a call holds at least one frame ``high_db`` over the floor
+and extends over neighbouring frames above ``low_db``; calls closer than ``merge_ms`` are one
+(an echo a few ms behind a call belongs to its box); calls shorter than ``min_ms`` are dropped,
+longer than ``max_ms`` split; at most ``max_calls_per_second`` (the strongest) per second.
+
+Calls crossing a block boundary are handled by carrying the per-frame features of the call
+still open (bounded by ``max_ms``) into the next block.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+DETECTOR_NAME = "band_energy"
+DETECTOR_VERSION = 1
+
+# Columns of a call, in the order of the per-file arrays the store keeps.
+CALL_COLUMNS = ("start_time_s", "end_time_s", "low_freq_hz", "high_freq_hz", "peak_freq_hz", "score")
+
+_QUIET_FLOOR = 1e-10  # per-sample variance of -100 dBFS noise: the floor of a digitally silent stretch
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    """Everything that decides which calls are found; its hash (with the detector version) names the outputs."""
+
+    band_low_hz: float = 15_000.0
+    band_high_hz: float = 120_000.0  # clipped at the recording's Nyquist (a 192 kHz file keeps 15-96 kHz)
+    high_db: float = 15.0  # a call has a frame this far over the floor ...
+    low_db: float = 10.0  # ... and extends while above this (pure noise stays under ~10.7 dB)
+    min_ms: float = 1.0
+    max_ms: float = 80.0  # longer events (rain, a constant tone) are split into pieces this long
+    merge_ms: float = 3.0
+    max_calls_per_second: int = 100
+    frame_ms: float = 1.0  # FFT length: 384 samples at 384 kHz, 1 kHz bins
+    hop_ms: float = 1.0  # frames do not overlap: half the FFT work of a 0.5 ms hop
+    floor_seconds: float = 3.0  # span of the running median noise floor
+
+    def __post_init__(self):
+        if not 0 <= self.band_low_hz < self.band_high_hz:
+            raise ValueError(f"need 0 <= band low < band high, got {self.band_low_hz:g}-{self.band_high_hz:g} Hz")
+        if not self.low_db <= self.high_db:
+            raise ValueError(f"need low_db <= high_db, got {self.low_db:g} and {self.high_db:g}")
+        if not 0 <= self.min_ms <= self.max_ms or self.max_ms <= 0:
+            raise ValueError(f"need 0 <= min_ms <= max_ms and max_ms > 0, got {self.min_ms:g} and {self.max_ms:g}")
+        if self.merge_ms < 0 or self.max_calls_per_second < 1:
+            raise ValueError("need merge_ms >= 0 and max_calls_per_second >= 1")
+        if not 0 < self.hop_ms <= self.frame_ms or self.floor_seconds <= 0:
+            raise ValueError("need 0 < hop_ms <= frame_ms and floor_seconds > 0")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The detector's frames and band at one sample rate."""
+
+    sample_rate: int
+    n_fft: int
+    hop: int
+    first_bin: int  # band bins: first_bin .. last_bin inclusive
+    last_bin: int
+    band_low_hz: float
+    band_high_hz: float  # after clipping at Nyquist
+    band_cut: bool  # the requested band reached above Nyquist
+
+    @classmethod
+    def of(cls, params: DetectorParams, sample_rate: int) -> Geometry:
+        n_fft = max(16, 4 * round(params.frame_ms * sample_rate / 4000))
+        hop = max(1, min(n_fft, round(params.hop_ms * sample_rate / 1000)))
+        nyquist = sample_rate / 2
+        high = min(params.band_high_hz, nyquist)
+        if params.band_low_hz >= high:
+            from bat_core.errors import AudioError
+
+            raise AudioError(f"the band {params.band_low_hz:g}-{params.band_high_hz:g} Hz lies above the Nyquist "
+                             f"frequency ({nyquist:g} Hz) of a {sample_rate} Hz recording: nothing to detect")
+        resolution = sample_rate / n_fft
+        first = max(1, math.ceil(params.band_low_hz / resolution))
+        last = min(n_fft // 2 - 1, math.floor(high / resolution))
+        last = max(first, last)
+        return cls(sample_rate, n_fft, hop, first, last, float(params.band_low_hz), float(high),
+                   params.band_high_hz > nyquist)
+
+    def bin_hz(self, bins: np.ndarray) -> np.ndarray:
+        return (self.first_bin + np.asarray(bins, dtype=np.float64)) * self.sample_rate / self.n_fft
+
+
+class _Features:
+    """Per-frame values of the frames not yet settled: score (linear SNR), band edges and peak of active frames."""
+
+    def __init__(self, start: int = 0):
+        self.start = start  # frame index of the first held frame
+        self.score = np.zeros(0, np.float32)
+        self.low = np.zeros(0, np.int32)
+        self.high = np.zeros(0, np.int32)
+        self.peak = np.zeros(0, np.int32)
+        self.peak_power = np.zeros(0, np.float32)
+
+    def extend(self, score, low, high, peak, peak_power) -> None:
+        self.score = np.concatenate([self.score, score])
+        self.low = np.concatenate([self.low, low])
+        self.high = np.concatenate([self.high, high])
+        self.peak = np.concatenate([self.peak, peak])
+        self.peak_power = np.concatenate([self.peak_power, peak_power])
+
+    def drop(self, count: int) -> None:
+        self.start += count
+        for name in ("score", "low", "high", "peak", "peak_power"):
+            setattr(self, name, getattr(self, name)[count:])
+
+
+class StreamingDetector:
+    """Calls of one recording fed block by block: ``push`` returns the calls it settles, ``finish`` the rest.
+
+    Calls are rows of ``CALL_COLUMNS`` (float64), in seconds from the first sample pushed.
+    """
+
+    def __init__(self, sample_rate: int, params: DetectorParams | None = None):
+        self.params = params or DetectorParams()
+        self.geometry = Geometry.of(self.params, int(sample_rate))
+        g = self.geometry
+        self.window = np.hanning(g.n_fft + 2)[1:-1].astype(np.float32)  # no zero end points: every sample counts
+        self.quiet_floor = np.float32(_QUIET_FLOOR * 3 * float(np.sum(self.window.astype(np.float64) ** 2)))
+        self.frame_seconds = g.hop / g.sample_rate
+        self.low_ratio = np.float32(10 ** (self.params.low_db / 10))
+        self.high_ratio = np.float32(10 ** (self.params.high_db / 10))
+        self.merge_frames = max(0, math.ceil(self.params.merge_ms / 1000 / self.frame_seconds))
+        self.max_frames = max(1, round(self.params.max_ms / 1000 / self.frame_seconds))
+        self._remainder = np.zeros(0, np.float32)
+        self._medians: deque[tuple[np.ndarray, int]] = deque()
+        self._median_frames = 0
+        self._floor_frames = max(1, round(self.params.floor_seconds / self.frame_seconds))
+        self._features = _Features()
+        self._pending: list[np.ndarray] = []  # calls of the current second, waiting for the cap
+        self._pending_second = -1
+        self.samples = 0
+        self.frames = 0
+
+    # -- stream ---------------------------------------------------------------------------------------
+    def push(self, block: np.ndarray) -> np.ndarray:
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        self.samples += len(block)
+        buffer = np.concatenate([self._remainder, block]) if len(self._remainder) else block
+        g = self.geometry
+        count = 0 if len(buffer) < g.n_fft else (len(buffer) - g.n_fft) // g.hop + 1
+        if count == 0:
+            self._remainder = buffer
+            return self._calls([])
+        if g.hop == g.n_fft:
+            frames = buffer[: count * g.n_fft].reshape(count, g.n_fft)
+        else:
+            frames = np.lib.stride_tricks.sliding_window_view(buffer, g.n_fft)[:: g.hop][:count]
+        self._remainder = buffer[count * g.hop:].copy()
+        return self._calls(self._analyse(frames))
+
+    def finish(self) -> np.ndarray:
+        """The calls still open, after the last partial frame (zero-padded) is analysed."""
+        g = self.geometry
+        settled: list[np.ndarray] = []
+        covered = (self.frames - 1) * g.hop + g.n_fft if self.frames else 0
+        if self.samples > covered:  # samples no frame has seen yet (all of a file shorter than a frame)
+            padded = np.zeros((1, g.n_fft), np.float32)
+            padded[0, : len(self._remainder)] = self._remainder[: g.n_fft]
+            settled = self._analyse(padded)
+        settled += self._settle(final=True)
+        out = self._calls(settled)
+        return np.concatenate([out, self._flush_pending()]) if len(self._pending) else out
+
+    @property
+    def seconds(self) -> float:
+        return self.samples / self.geometry.sample_rate
+
+    # -- spectra --------------------------------------------------------------------------------------
+    def _analyse(self, frames: np.ndarray) -> list[np.ndarray]:
+        g = self.geometry
+        spectrum = np.fft.rfft(np.multiply(frames, self.window, dtype=np.float32), axis=1)
+        # neighbours of the band's edge bins are summed in too
+        part = spectrum[:, g.first_bin - 1: g.last_bin + 2]
+        power = np.square(part.real) + np.square(part.imag)
+        smoothed = power[:, :-2] + power[:, 1:-1] + power[:, 2:]
+        floor = self._floor(smoothed)
+        ratio = smoothed * (np.float32(1) / floor)
+        score = ratio.max(axis=1)
+        low = np.full(len(frames), -1, np.int32)
+        high = np.full(len(frames), -1, np.int32)
+        peak = np.full(len(frames), -1, np.int32)
+        peak_power = np.zeros(len(frames), np.float32)
+        active = np.flatnonzero(score >= self.low_ratio)
+        if len(active):
+            above = ratio[active] >= self.low_ratio
+            low[active] = above.argmax(axis=1)
+            high[active] = above.shape[1] - 1 - above[:, ::-1].argmax(axis=1)
+            band_power = power[active, 1:-1]
+            peak[active] = band_power.argmax(axis=1)
+            peak_power[active] = band_power.max(axis=1)
+        self.frames += len(frames)
+        self._features.extend(score, low, high, peak, peak_power)
+        return self._settle(final=False)
+
+    def _floor(self, smoothed: np.ndarray) -> np.ndarray:
+        """Median over the last ``floor_seconds``: the median of the per-block medians in that span."""
+        if len(smoothed) >= 8 or not self._medians:  # a last frame or two would weigh as much as a whole block
+            # every 4th frame: a median of ~60 frames per block is as good a floor and costs a quarter
+            sample = smoothed[:: 4] if len(smoothed) >= 64 else smoothed
+            self._medians.append((np.median(sample, axis=0), len(smoothed)))
+            self._median_frames += len(smoothed)
+        while len(self._medians) > 1 and self._median_frames - self._medians[0][1] >= self._floor_frames:
+            self._median_frames -= self._medians.popleft()[1]
+        medians = [median for median, _ in self._medians]
+        floor = medians[0] if len(medians) == 1 else np.median(np.stack(medians), axis=0)
+        return np.maximum(floor, self.quiet_floor).astype(np.float32)
+
+    # -- frames -> calls ------------------------------------------------------------------------------
+    def _settle(self, final: bool) -> list[np.ndarray]:
+        """Calls of the held frames that no later frame can change; the frames of an open call stay held."""
+        f = self._features
+        n = len(f.score)
+        active = np.flatnonzero(f.score >= self.low_ratio)
+        if len(active) == 0:
+            f.drop(n)
+            return []
+        breaks = np.flatnonzero(np.diff(active) > self.merge_frames + 1)  # gaps of merge_frames or more quiet frames
+        starts = np.concatenate([[active[0]], active[breaks + 1]])
+        ends = np.concatenate([active[breaks], [active[-1]]])  # inclusive
+        keep_from = n
+        if not final and ends[-1] + self.merge_frames + 1 > n - 1:
+            # the last group may still grow; bound it (a never-ending event is cut at twice max_ms)
+            if n - starts[-1] <= 2 * self.max_frames + self.merge_frames:
+                keep_from = int(starts[-1])
+                starts, ends = starts[:-1], ends[:-1]
+        calls = [call for start, end in zip(starts, ends) for call in self._group_calls(int(start), int(end))]
+        f.drop(keep_from)
+        return calls
+
+    def _group_calls(self, start: int, end: int) -> list[np.ndarray]:
+        f = self._features
+        if f.score[start: end + 1].max() < self.high_ratio:
+            return []
+        calls = []
+        for piece_start in range(start, end + 1, self.max_frames):
+            piece_end = min(end, piece_start + self.max_frames - 1)
+            call = self._call(piece_start, piece_end)
+            if call is not None:
+                calls.append(call)
+        return calls
+
+    def _call(self, start: int, end: int) -> np.ndarray | None:
+        f, g = self._features, self.geometry
+        first, last = f.start + start, f.start + end
+        start_s = first * g.hop / g.sample_rate
+        end_s = min((last * g.hop + g.n_fft) / g.sample_rate, max(self.samples, 1) / g.sample_rate)
+        if (end_s - start_s) * 1000 < self.params.min_ms:
+            return None
+        span = slice(start, end + 1)
+        active = f.low[span] >= 0
+        strongest = int(np.argmax(np.where(active, f.peak_power[span], -1)))
+        low_bin, high_bin = f.low[span][active].min(), f.high[span][active].max()
+        low_hz, high_hz, peak_hz = g.bin_hz([low_bin, high_bin, f.peak[span][strongest]])
+        score_db = 10 * math.log10(max(float(f.score[span].max()), 1e-30))
+        return np.array([start_s, end_s, low_hz, high_hz, peak_hz, score_db])
+
+    def _calls(self, settled: list[np.ndarray]) -> np.ndarray:
+        """Apply the per-second cap: calls wait until their second is over, then the strongest go out."""
+        out = []
+        for call in settled:
+            second = int(call[0])
+            if second != self._pending_second and self._pending:
+                out.append(self._flush_pending())
+            self._pending_second = second
+            self._pending.append(call)
+        return np.concatenate(out) if out else np.zeros((0, len(CALL_COLUMNS)))
+
+    def _flush_pending(self) -> np.ndarray:
+        calls = np.stack(self._pending)
+        self._pending = []
+        cap = self.params.max_calls_per_second
+        if len(calls) > cap:
+            strongest = np.sort(np.argsort(-calls[:, 5], kind="stable")[:cap])
+            calls = calls[strongest]
+        return calls
+
+
+def detect_calls_array(samples: np.ndarray, sample_rate: int, params: DetectorParams | None = None,
+                       block_samples: int = 1 << 16) -> tuple[np.ndarray, StreamingDetector]:
+    """Calls of an in-memory signal as rows of ``CALL_COLUMNS``, fed in blocks as a recording is read."""
+    detector = StreamingDetector(sample_rate, params)
+    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+    parts = [detector.push(samples[i: i + block_samples]) for i in range(0, len(samples), block_samples)]
+    parts.append(detector.finish())
+    return np.concatenate(parts), detector
