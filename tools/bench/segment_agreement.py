@@ -33,7 +33,7 @@ def main() -> None:
     import soundfile as sf
 
     from bat_core.segments import DetectorParams, detect_calls
-    from bat_core.segments.table import read_segments
+    from bat_core.segments.table import read_boxes
     from bat_core.testing import find_shared_bats
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -48,7 +48,7 @@ def main() -> None:
     overrides = {name: getattr(args, name) for name in ("high_db", "low_db", "merge_ms", "min_ms", "max_ms", "frame_ms",
                                                         "hop_ms") if getattr(args, name) is not None}
     params = DetectorParams(**overrides)
-    boxes = read_segments(shared / "calls.csv")
+    boxes = read_boxes(shared / "calls.csv")
     total = {"detected": 0, "truth": 0, "matched": 0}
     for file_name, truth in boxes.groupby("File Name"):
         samples, rate = sf.read(shared / "data" / "audio" / file_name, dtype="float32", always_2d=True)

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bat_core.evaluate.detection import score_detections
 from bat_core.scenes import Scene, synth_scene
+from bat_core.segments.scoring import score_detections
 
 SNRS_DB = (0.0, 6.0, 12.0, 20.0)
 SAMPLE_RATES = (384_000, 250_000)

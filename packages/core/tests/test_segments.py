@@ -163,14 +163,14 @@ def test_project_run_writes_one_table_in_original_seconds_and_resumes(tmp_path):
     from bat_core.dataset import Dataset
     from bat_core.runner import RunOptions
     from bat_core.segments.command import segment_project
-    from bat_core.segments.table import BOX_COLUMNS, read_segments
+    from bat_core.segments.table import BOX_COLUMNS, read_boxes
     from bat_core.store import read_manifest
 
     root, onsets = _project(tmp_path)
     options = RunOptions(workers=0, show_progress=False)
     summary = segment_project(Dataset.from_root(root), options=options)
     assert (summary.run.done, summary.run.failed) == (4, 0) and summary.n_calls == 5
-    table = read_segments(summary.table_path)
+    table = read_boxes(summary.table_path)
     assert list(table.columns[: len(BOX_COLUMNS)]) == list(BOX_COLUMNS)
     for name, expected in onsets.items():
         rows = table[table["File Name"] == name]

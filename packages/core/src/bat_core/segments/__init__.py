@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["CALL_COLUMNS", "DETECTOR_NAME", "DETECTOR_VERSION", "DetectorParams", "StreamingDetector", "detect_calls",
-           "segment_project", "segments_path", "read_segments"]
+           "segment_project", "segments_path", "read_boxes"]
 
 
 def detect_calls(samples: np.ndarray, sample_rate: int, params: DetectorParams | None = None) -> pd.DataFrame:
@@ -43,8 +43,8 @@ def __getattr__(name: str):
         from bat_core.segments import command
 
         return getattr(command, name)
-    if name == "read_segments":
-        from bat_core.segments.table import read_segments
+    if name == "read_boxes":
+        from bat_core.segments.table import read_boxes
 
-        return read_segments
+        return read_boxes
     raise AttributeError(name)

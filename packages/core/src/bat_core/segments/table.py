@@ -19,6 +19,8 @@ import pandas as pd
 from bat_core.errors import DatasetError
 from bat_core.segments.detector import CALL_COLUMNS
 
+FILE = "File Name"
+REQUIRED_COLUMNS = (FILE, "start_time_s", "end_time_s")  # what any box table must have; the rest is optional
 BOX_COLUMNS = ("File Name", "call_index", "start_time_s", "end_time_s", "low_freq_hz", "high_freq_hz")
 SEGMENT_COLUMNS = (*BOX_COLUMNS, "peak_freq_hz", "score", "detector", "detector_version", "config_hash")
 
@@ -63,20 +65,56 @@ def write_segments(table: pd.DataFrame, path: Path, params: dict | None = None) 
     return path
 
 
-def read_segments(path: str | Path) -> pd.DataFrame:
-    """A box table from Parquet or CSV (calls.csv, human boxes, any detector's), checked for the box columns."""
+def validate_boxes(table: pd.DataFrame, where: str = "boxes") -> pd.DataFrame:
+    """The table with ``File Name`` as text and times as floats, or a DatasetError naming what is wrong."""
+    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
+    if missing:
+        raise DatasetError(f"{where}: missing column(s) {missing}; a box table has the columns of shared/bats/calls.csv "
+                           f"(at least {list(REQUIRED_COLUMNS)}); found {list(table.columns)}")
+    table = table.copy()
+    table[FILE] = table[FILE].astype(str)
+    problems = []
+    for column in ("start_time_s", "end_time_s", "low_freq_hz", "high_freq_hz"):
+        if column not in table.columns:
+            continue
+        values = pd.to_numeric(table[column], errors="coerce")
+        if column in ("start_time_s", "end_time_s"):
+            bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
+        else:  # frequencies are optional per row (a detector may not give them) but must be numbers when present
+            bad = (values.isna() & table[column].notna()).to_numpy() | np.isinf(values.to_numpy(dtype=np.float64))
+        if bad.any():
+            problems.append(f"{column} is missing or not a finite number in {_rows(table.index[bad])}")
+        table[column] = values.astype(np.float64)
+    if not problems:
+        backwards = (table.end_time_s < table.start_time_s).to_numpy()
+        if backwards.any():
+            problems.append(f"end_time_s < start_time_s in {_rows(table.index[backwards])}")
+        negative = (table.start_time_s < 0).to_numpy()
+        if negative.any():
+            problems.append(f"start_time_s < 0 in {_rows(table.index[negative])}")
+    if problems:
+        raise DatasetError(f"{where} is not usable: " + "; ".join(problems))
+    return table
+
+
+def _rows(labels: pd.Index, shown: int = 5) -> str:
+    listed = ", ".join(str(label) for label in labels[:shown])
+    return f"row(s) {listed}" + (f" and {len(labels) - shown} more" if len(labels) > shown else "")
+
+
+def read_boxes(path: str | Path) -> pd.DataFrame:
+    """A box table from CSV (calls.csv, human boxes, any detector's) or Parquet (``bat-core segment``'s), checked;
+    extra columns are kept. CSV rows are labelled by their line in the file (header = line 1), so errors point
+    at the line to fix."""
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"box table {path} not found")
+        raise DatasetError(f"box table not found: {path}")
     try:
-        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        if path.suffix == ".parquet":
+            table = pd.read_parquet(path)
+        else:
+            table = pd.read_csv(path, dtype={FILE: str}, keep_default_na=True)
+            table.index = pd.RangeIndex(2, len(table) + 2, name="line")
     except Exception as error:  # a damaged or foreign file: say which and why
         raise DatasetError(f"cannot read the box table {path}: {error}") from error
-    missing = [column for column in BOX_COLUMNS if column not in table.columns]
-    if missing:
-        raise DatasetError(f"box table {path} lacks the column(s) {', '.join(missing)}; a box table has the columns "
-                           f"of calls.csv: {', '.join(BOX_COLUMNS)}")
-    bad = table[~(table["end_time_s"] >= table["start_time_s"])]
-    if len(bad):
-        raise DatasetError(f"box table {path}: {len(bad)} row(s) end before they start (first: {bad.iloc[0].to_dict()})")
-    return table
+    return validate_boxes(table, str(path))

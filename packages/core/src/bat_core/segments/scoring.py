@@ -22,15 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bat_core.errors import DatasetError, MissingExtraError
+from bat_core.segments.table import FILE, validate_boxes
 
-FILE = "File Name"
-REQUIRED_COLUMNS = (FILE, "start_time_s", "end_time_s")
 CRITERIA = ("onset", "iou")
 _EPSILON = 1e-9  # seconds written with 7 decimals: an onset exactly at the tolerance stays inside
 
@@ -91,55 +89,6 @@ class DetectionScores:
 
 def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator / denominator) if denominator > 0 else 0.0
-
-
-def validate_boxes(table: pd.DataFrame, where: str = "boxes") -> pd.DataFrame:
-    """The table with ``File Name`` as text and times as floats, or a DatasetError naming what is wrong."""
-    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
-    if missing:
-        raise DatasetError(f"{where}: missing column(s) {missing}; a box table has the columns of shared/bats/calls.csv "
-                           f"(at least {list(REQUIRED_COLUMNS)}); found {list(table.columns)}")
-    table = table.copy()
-    table[FILE] = table[FILE].astype(str)
-    problems = []
-    for column in ("start_time_s", "end_time_s", "low_freq_hz", "high_freq_hz"):
-        if column not in table.columns:
-            continue
-        values = pd.to_numeric(table[column], errors="coerce")
-        if column in ("start_time_s", "end_time_s"):
-            bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
-        else:  # frequencies are optional per row (a detector may not give them) but must be numbers when present
-            bad = (values.isna() & table[column].notna()).to_numpy() | np.isinf(values.to_numpy(dtype=np.float64))
-        if bad.any():
-            problems.append(f"{column} is missing or not a finite number in {_rows(table.index[bad])}")
-        table[column] = values.astype(np.float64)
-    if not problems:
-        backwards = (table.end_time_s < table.start_time_s).to_numpy()
-        if backwards.any():
-            problems.append(f"end_time_s < start_time_s in {_rows(table.index[backwards])}")
-        negative = (table.start_time_s < 0).to_numpy()
-        if negative.any():
-            problems.append(f"start_time_s < 0 in {_rows(table.index[negative])}")
-    if problems:
-        raise DatasetError(f"{where} is not usable: " + "; ".join(problems))
-    return table
-
-
-def _rows(labels: pd.Index, shown: int = 5) -> str:
-    listed = ", ".join(str(label) for label in labels[:shown])
-    return f"row(s) {listed}" + (f" and {len(labels) - shown} more" if len(labels) > shown else "")
-
-
-def read_boxes(path: str | Path) -> pd.DataFrame:
-    """Read a calls.csv-style table of boxes (reference or detections); extra columns are kept.
-
-    Rows are labelled by their line in the file (header = line 1), so errors point at the line to fix."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"box table not found: {path}")
-    table = pd.read_csv(path, dtype={FILE: str}, keep_default_na=True)
-    table.index = pd.RangeIndex(2, len(table) + 2, name="line")
-    return validate_boxes(table, str(path))
 
 
 def _intervals_union(starts: np.ndarray, ends: np.ndarray) -> list[tuple[float, float]]:

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from bat_core.errors import DatasetError
-from bat_core.evaluate.detection import read_boxes, score_detections
+from bat_core.segments.scoring import score_detections
+from bat_core.segments.table import read_boxes
 
 
 def boxes(*rows, name="a.wav"):
