@@ -56,12 +56,13 @@ def test_usage_errors_exit_2_with_a_message(tmp_path, capsys, argv, message):
 
 
 def test_help_documents_exit_codes(capsys):
-    for argv in (["--help"], ["mels", "--help"], ["check", "--help"], ["demo", "--help"]):
+    for argv in (["--help"], ["mels", "--help"], ["check", "--help"], ["demo", "--help"], ["segment", "--help"]):
         with pytest.raises(SystemExit) as exited:
             main(argv)
         assert exited.value.code == 0
     text = capsys.readouterr().out
     assert "exit codes:" in text and "--time-expansion" in text and "--derived" in text
+    assert "--evaluate CALLS.csv" in text and "--max-calls-per-second" in text
 
 
 @pytest.mark.parametrize("option, value", [("--n-mels", "0"), ("--hop-length", "-3"), ("--num-workers", "-1"),

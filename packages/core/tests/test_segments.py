@@ -266,3 +266,28 @@ class TestSegmentContract(StrategyContract):
     def command(self, root, models):
         return [sys.executable, "-c", "import sys; from bat_core.cli import main; sys.exit(main(sys.argv[1:]))",
                 "segment", "--root", str(root), "-q", "--num-workers", "1"]
+
+
+def test_cli_evaluate_scores_the_demo_truth_and_says_when_nothing_was_scored(tmp_path):
+    import re
+
+    from bat_core.demo import write_demo_corpus
+
+    root = write_demo_corpus(tmp_path / "demo", n_files=6)
+    calls = root / "data" / "calls.csv"
+    result = _cli("--root", str(root), "-q", "--num-workers", "0", "--evaluate", str(calls))
+    assert result.returncode == 0, result.stderr
+    onset_f1 = float(re.search(r"onset<=10ms: P [\d.]+ R [\d.]+ F1 ([\d.]+)", result.stdout).group(1))
+    assert onset_f1 >= 0.9 and "6 file(s) scored" in result.stdout and "audio kept" in result.stdout
+
+    # a reference of other files scores nothing: said, exit 1; --scored-files adds files known to hold no call
+    other = tmp_path / "other.csv"
+    other.write_text("File Name,start_time_s,end_time_s\nelsewhere.wav,0.1,0.11\n")
+    result = _cli("--root", str(root), "-q", "--num-workers", "0", "--evaluate", str(other))
+    assert result.returncode == 1 and "nothing was scored" in result.stdout
+    names = tmp_path / "silent.txt"
+    first = pd.read_csv(root / "data" / "annotations.csv")["File Name"].iloc[0]
+    names.write_text(f"{first}\n")
+    result = _cli("--root", str(root), "-q", "--num-workers", "0", "--evaluate", str(other), "--scored-files", str(names))
+    assert result.returncode == 0 and "1 file(s) scored" in result.stdout
+    assert re.search(r"onset<=10ms: P 0.000 R 0.000 F1 0.000 \(tp 0, fp [1-9]", result.stdout), result.stdout

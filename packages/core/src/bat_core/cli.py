@@ -104,7 +104,29 @@ def _segment(args: argparse.Namespace) -> int:
     code = report_summary(summary.run)
     print(f"segment: {summary.n_calls} calls in {summary.seconds:.1f} s of audio ({100 * summary.kept_share:.2f}% of "
           f"it in calls) -> {summary.table_path}")
+    if args.evaluate:
+        from bat_core.segments.command import score_segments
+
+        scored = _read_names(args.scored_files) if args.scored_files else None
+        scores, unscored = score_segments(dataset, params, args.evaluate, scored)
+        scored_count = len(scores.per_file)
+        print(f"against {args.evaluate} ({scored_count} file(s) scored, {int(scores.per_file.references.sum())} "
+              f"reference boxes): {scores.line()}")
+        if unscored:
+            print(f"not scored (no ok row: failed or not run): {len(unscored)} file(s): {', '.join(unscored[:5])}")
+        if scored_count == 0:
+            print("no selected file is named in the reference boxes (or in --scored-files): nothing was scored")
+            return max(code, 1)
     return code
+
+
+def _read_names(path: str) -> list[str]:
+    from bat_core.errors import DatasetError
+
+    try:
+        return [line.strip() for line in open(path, encoding="utf-8") if line.strip()]
+    except OSError as error:
+        raise DatasetError(f"--scored-files {path}: {error.strerror or error}") from error
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -205,6 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     detector.add_argument("--max-calls-per-second", type=positive_int, default=d["max_calls_per_second"],
                           help=f"at most this many calls (the strongest) per second of audio (default: "
                                f"{d['max_calls_per_second']}: a feeding buzz reaches ~200/s but its calls are under 1 ms)")
+    scoring = segment.add_argument_group("scoring against reference boxes (needs bat-core[evaluate] for scipy)")
+    scoring.add_argument("--evaluate", metavar="CALLS.csv", default=None,
+                         help="after the run, match this configuration's calls one to one (Hungarian) to reference "
+                              "boxes in the layout of calls.csv (File Name, start_time_s, end_time_s, ...) and print "
+                              "precision, recall and F1 at onset within 10 ms and at time-IoU >= 0.5, the share of "
+                              "reference call time covered and of audio kept. Scored: the selected files named in it")
+    scoring.add_argument("--scored-files", metavar="NAMES.txt", default=None,
+                         help="with --evaluate: more files to score, one File Name per line, known to hold no call "
+                              "(their detections count as false positives)")
     segment.set_defaults(handler=_segment)
 
     evaluate = add_command(commands,

@@ -149,3 +149,30 @@ def fold_segments(store: RepresentationStore, table_path: Path, run: RunSummary)
         table = segments_frame(per_file, DETECTOR_NAME, DETECTOR_VERSION, store.config_hash)
         write_segments(table, table_path, {"config_hash": store.config_hash, **store.config})
     return SegmentSummary(run, table_path, len(table), seconds, seconds_in_calls)
+
+
+def score_segments(dataset: Dataset, params: DetectorParams, reference_path: str | Path,
+                   scored_files: list[str] | None = None):
+    """This configuration's detections against reference boxes (calls.csv layout), for the selected files.
+
+    Scored: the selected files named in the reference, plus ``scored_files`` (files known to hold no call:
+    their detections are false positives); of those, only files with an ok row (a failed file has no
+    detections to score, and is reported as not scored). Audio kept is measured against each file's
+    seconds from the manifest. Returns ``(DetectionScores, names of files that could not be scored)``."""
+    from bat_core.segments.scoring import score_detections
+    from bat_core.segments.table import FILE, read_boxes
+
+    reference = read_boxes(reference_path)
+    store = segment_store(dataset, params)
+    manifest = store.read_manifest()
+    ok = manifest[manifest.status == "ok"]
+    durations = {name: float(seconds) for name, seconds in zip(ok.file_name, ok.seconds)}
+    selected = [item.file_name for item in dataset]
+    wanted = set(reference[FILE]) | set(scored_files or [])
+    files = [name for name in selected if name in wanted]
+    unscored = [name for name in files if name not in durations]
+    files = [name for name in files if name in durations]
+    table_path = segments_path(dataset.paths, params)
+    detections = read_boxes(table_path)
+    scores = score_detections(detections, reference, files=files, durations={name: durations[name] for name in files})
+    return scores, unscored
