@@ -23,6 +23,8 @@ echo "== dataset check"
 "$bin/bat-core" check --root "$project"
 echo "== log-mel spectrograms"
 "$bin/bat-core" mels --root "$project"
+echo "== call detection, scored against the corpus's true call boxes"
+"$bin/bat-core" segment --root "$project" --evaluate "$project/data/calls.csv"
 
 # A local checkpoint when given, else a random-weight encoder, said plainly (sets $model, adds a report note).
 choose_model() {  # $1 variable naming a local checkpoint, $2 bat_core.testing builder, $3 strategy, $4 its outputs
