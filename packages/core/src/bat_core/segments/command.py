@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -24,24 +24,65 @@ from bat_core.segments.detector import CALL_COLUMNS, DETECTOR_NAME, DETECTOR_VER
 
 if TYPE_CHECKING:  # pandas and the store are the main process's
     from bat_core.paths import ProjectPaths
+    from bat_core.runner import Prepare
     from bat_core.store import RepresentationStore, RunSummary
 
 
-def detector_config(params: DetectorParams) -> dict:
+class SegmentDetector(Protocol):
+    """What the runner and the store need of a detector: who it is, what it was set to, a picklable per-file prepare."""
+
+    name: str
+    version: int
+    columns: tuple[str, ...]  # of its stored call arrays: CALL_COLUMNS, or fewer (missing ones are NaN in the table)
+
+    def config(self) -> dict: ...  # hashed: {"detector": name, "version": version, "params": ..., ...}
+
+    def prepare(self) -> Prepare: ...  # DatasetItem -> Piece(call array (n, 6)) ... then FileInfo
+
+    def begin_run(self) -> None: ...  # in the main process before any file: check dependencies, say what must be said
+
+
+@dataclass(frozen=True)
+class BandEnergyDetector:
+    """The dependency-free band-energy detector (``bat_core.segments.detector``) as a ``SegmentDetector``."""
+
+    params: DetectorParams = DetectorParams()
+    name: str = DETECTOR_NAME
+    version: int = DETECTOR_VERSION
+    columns: tuple[str, ...] = CALL_COLUMNS
+
+    def config(self) -> dict:
+        return {"detector": self.name, "version": self.version, "params": asdict(self.params)}
+
+    def prepare(self) -> SegmentPrepare:
+        return SegmentPrepare(self.params)
+
+    def begin_run(self) -> None:
+        pass
+
+
+Detection = DetectorParams | SegmentDetector  # band-energy parameters stand for their detector
+
+
+def as_detector(detection: Detection) -> SegmentDetector:
+    return BandEnergyDetector(detection) if isinstance(detection, DetectorParams) else detection
+
+
+def detector_config(detection: Detection) -> dict:
     """What the config hash covers: the detector, its version and its parameters."""
-    return {"detector": DETECTOR_NAME, "version": DETECTOR_VERSION, "params": asdict(params)}
+    return as_detector(detection).config()
 
 
-def configuration_name(params: DetectorParams) -> str:
-    """``band_energy-<8 hex>``: each configuration's outputs live beside the others'."""
+def configuration_name(detection: Detection) -> str:
+    """``<detector>-<8 hex>`` (``band_energy-...``, ``batdetect2-...``): each configuration's outputs live beside the others'."""
     from bat_core.provenance import config_hash
 
-    return f"{DETECTOR_NAME}-{config_hash(detector_config(params))[:8]}"
+    return f"{as_detector(detection).name}-{config_hash(detector_config(detection))[:8]}"
 
 
-def segments_path(paths: ProjectPaths, params: DetectorParams = DetectorParams()) -> Path:
+def segments_path(paths: ProjectPaths, detection: Detection = DetectorParams()) -> Path:
     """The folded box table of one configuration."""
-    return paths.derived / "segments" / f"{configuration_name(params)}.parquet"
+    return paths.derived / "segments" / f"{configuration_name(detection)}.parquet"
 
 
 @dataclass(frozen=True)
@@ -72,29 +113,33 @@ class SegmentPrepare:
 
 
 class CallsAssembler:
-    """Gathers a file's call arrays (a few rows per block) and stores them as one array."""
+    """Gathers a file's call arrays (a few rows per block) and stores them as one array.
 
-    def __init__(self, output: Any):
+    A detector that lacks some of ``CALL_COLUMNS`` stores only its own ``columns`` (the store keeps NaN out of
+    ok outputs); the fold puts NaN in the missing ones."""
+
+    def __init__(self, output: Any, columns: tuple[str, ...] = CALL_COLUMNS):
         self.output = output
+        self.width = len(columns)
         self.parts: list[np.ndarray] = []
 
     def add(self, piece: Piece, output: np.ndarray) -> None:
-        self.parts.append(np.asarray(output, dtype=np.float64).reshape(-1, len(CALL_COLUMNS)))
+        self.parts.append(np.asarray(output, dtype=np.float64).reshape(-1, self.width))
 
     def finish(self, info: FileInfo) -> dict:
-        calls = np.concatenate(self.parts) if self.parts else np.zeros((0, len(CALL_COLUMNS)))
+        calls = np.concatenate(self.parts) if self.parts else np.zeros((0, self.width))
         self.output.put(calls)
         seconds_in_calls = float(np.sum(calls[:, 1] - calls[:, 0])) if len(calls) else 0.0
         return {"frames_per_second": None,
                 "extra": {**info.extra, "n_calls": int(len(calls)), "seconds_in_calls": seconds_in_calls}}
 
 
-def segment_store(dataset: Dataset, params: DetectorParams, shard: tuple[int, int] | None = None) -> RepresentationStore:
+def segment_store(dataset: Dataset, detection: Detection, shard: tuple[int, int] | None = None) -> RepresentationStore:
     from bat_core.store import RepresentationStore
 
-    name = configuration_name(params)
+    name = configuration_name(detection)
     return RepresentationStore(dataset.paths, f"segments_{name}", dataset.paths.derived / "segments" / name,
-                               detector_config(params), kind="segments", shard=shard)
+                               detector_config(detection), kind="segments", shard=shard)
 
 
 @dataclass
@@ -116,16 +161,20 @@ class SegmentSummary:
                 f"({100 * self.kept_share:.2f}% kept) -> {self.table_path}")
 
 
-def segment_project(dataset: Dataset, params: DetectorParams = DetectorParams(), *, overwrite: bool = False,
+def segment_project(dataset: Dataset, detection: Detection = DetectorParams(), *, overwrite: bool = False,
                     options: RunOptions = RunOptions(), shard: tuple[int, int] | None = None) -> SegmentSummary:
-    """Detect calls in every dataset file (resumable; bad files become failed rows), then fold the box table."""
+    """Detect calls in every dataset file (resumable; bad files become failed rows), then fold the box table.
+
+    ``detection``: band-energy ``DetectorParams``, or any ``SegmentDetector`` (``Batdetect2Detector``)."""
     from dataclasses import replace
 
-    store = segment_store(dataset, params, shard)
+    detector = as_detector(detection)
+    detector.begin_run()
+    store = segment_store(dataset, detector, shard)
     options = options if options.description else replace(options, description="segment")
-    run = run_to_store(dataset, store, SegmentPrepare(params), lambda item, output: CallsAssembler(output),
+    run = run_to_store(dataset, store, detector.prepare(), lambda item, output: CallsAssembler(output, detector.columns),
                        options=options, overwrite=overwrite)
-    table_path = segments_path(dataset.paths, params)
+    table_path = segments_path(dataset.paths, detector)
     return fold_segments(store, table_path, run)
 
 
@@ -136,6 +185,7 @@ def fold_segments(store: RepresentationStore, table_path: Path, run: RunSummary)
 
     with exclusive(store.paths.manifests_dir / f".{store.representation}.fold"):
         manifest = store.read_manifest()
+        columns = tuple(store.config.get("columns", CALL_COLUMNS))
         per_file: dict[str, np.ndarray] = {}
         seconds = seconds_in_calls = 0.0
         for row in manifest[manifest.status == "ok"].itertuples():
@@ -143,15 +193,26 @@ def fold_segments(store: RepresentationStore, table_path: Path, run: RunSummary)
             output = output if output.is_absolute() else store.paths.derived / output
             if not output.is_file():
                 continue
-            per_file[row.file_name] = np.load(output)
+            per_file[row.file_name] = all_call_columns(np.load(output), columns)
             seconds += float(row.seconds or 0.0)
             seconds_in_calls += float(json.loads(row.extra or "{}").get("seconds_in_calls", 0.0))
-        table = segments_frame(per_file, DETECTOR_NAME, DETECTOR_VERSION, store.config_hash)
+        table = segments_frame(per_file, store.config["detector"], store.config["version"], store.config_hash)
         write_segments(table, table_path, {"config_hash": store.config_hash, **store.config})
     return SegmentSummary(run, table_path, len(table), seconds, seconds_in_calls)
 
 
-def score_segments(dataset: Dataset, params: DetectorParams, reference_path: str | Path,
+def all_call_columns(calls: np.ndarray, columns: tuple[str, ...]) -> np.ndarray:
+    """A stored ``(n, len(columns))`` array as ``(n, 6)`` rows of ``CALL_COLUMNS``, NaN where the detector gives nothing."""
+    if columns == CALL_COLUMNS:
+        return calls
+    calls = np.asarray(calls, dtype=np.float64).reshape(-1, len(columns))
+    full = np.full((len(calls), len(CALL_COLUMNS)), np.nan)
+    for index, column in enumerate(columns):
+        full[:, CALL_COLUMNS.index(column)] = calls[:, index]
+    return full
+
+
+def score_segments(dataset: Dataset, detection: Detection, reference_path: str | Path,
                    scored_files: list[str] | None = None):
     """This configuration's detections against reference boxes (calls.csv layout), for the selected files.
 
@@ -163,7 +224,7 @@ def score_segments(dataset: Dataset, params: DetectorParams, reference_path: str
     from bat_core.segments.table import FILE, read_boxes
 
     reference = read_boxes(reference_path)
-    store = segment_store(dataset, params)
+    store = segment_store(dataset, detection)
     manifest = store.read_manifest()
     ok = manifest[manifest.status == "ok"]
     durations = {name: float(seconds) for name, seconds in zip(ok.file_name, ok.seconds)}
@@ -172,7 +233,7 @@ def score_segments(dataset: Dataset, params: DetectorParams, reference_path: str
     files = [name for name in selected if name in wanted]
     unscored = [name for name in files if name not in durations]
     files = [name for name in files if name in durations]
-    table_path = segments_path(dataset.paths, params)
+    table_path = segments_path(dataset.paths, detection)
     detections = read_boxes(table_path)
     scores = score_detections(detections, reference, files=files, durations={name: durations[name] for name in files})
     return scores, unscored
