@@ -29,6 +29,9 @@ from bat_core.cli_common import (
 SEGMENT_DEFAULTS = {"band": (15_000.0, 120_000.0), "high_db": 15.0, "low_db": 10.0, "min_ms": 1.0, "max_ms": 80.0,
                     "merge_ms": 3.0, "max_calls_per_second": 100}
 
+# batdetect2 defaults (bat_core.segments.batdetect2 holds the same values; importing it needs no torch).
+BATDETECT2_DEFAULTS = {"detection_threshold": 0.3, "max_seconds": 600.0}
+
 # Mel defaults, written here so that --help needs no numpy (bat_core.mels.MelConfig holds the same values).
 MEL_DEFAULTS = {"sample_rate": 48_000, "n_fft": 1024, "hop_length": 256, "n_mels": 128, "fmin": 500.0}
 
@@ -87,17 +90,29 @@ def band_range(text: str) -> tuple[float, float]:
     return band
 
 
-def _segment(args: argparse.Namespace) -> int:
+def _segment_detector(args: argparse.Namespace):
+    """``--detector`` and its settings as the object ``segment_project`` runs."""
     from bat_core.errors import DatasetError
-    from bat_core.segments import DetectorParams
-    from bat_core.segments.command import segment_project
 
     try:
-        params = DetectorParams(band_low_hz=args.band[0], band_high_hz=args.band[1], high_db=args.high_db,
-                                low_db=args.low_db, min_ms=args.min_ms, max_ms=args.max_ms, merge_ms=args.merge_ms,
-                                max_calls_per_second=args.max_calls_per_second)
+        if args.detector == "batdetect2":
+            from bat_core.segments.batdetect2 import Batdetect2Detector, Batdetect2Params
+
+            return Batdetect2Detector(Batdetect2Params(detection_threshold=args.detection_threshold,
+                                                       max_seconds=args.max_seconds))
+        from bat_core.segments import DetectorParams
+
+        return DetectorParams(band_low_hz=args.band[0], band_high_hz=args.band[1], high_db=args.high_db,
+                              low_db=args.low_db, min_ms=args.min_ms, max_ms=args.max_ms, merge_ms=args.merge_ms,
+                              max_calls_per_second=args.max_calls_per_second)
     except ValueError as error:
         raise DatasetError(f"detector settings: {error}") from error
+
+
+def _segment(args: argparse.Namespace) -> int:
+    from bat_core.segments.command import segment_project
+
+    params = _segment_detector(args)
     dataset = dataset_from_args(args)
     summary = segment_project(dataset, params, overwrite=args.overwrite, options=run_options(args, "segment"),
                               shard=args.shard)
@@ -206,7 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
                                       "version and config hash; other settings write their own table. Times are "
                                       "seconds of the original recording.")
     add_common_arguments(segment, device=False, batch_size=None, tag_option=False)
-    detector = segment.add_argument_group("detector (defaults measured on synthetic calls in noise and on shared/bats)")
+    segment.add_argument("--detector", choices=("band_energy", "batdetect2"), default="band_energy",
+                         help="band_energy (default: no dependencies, streamed) or batdetect2 (a trained U-Net; needs "
+                              "pip install 'bat-core[batdetect2]' then pip install --no-deps batdetect2==1.3.1; its "
+                              "weights are CC BY-NC 4.0, non-commercial): its boxes go to "
+                              "derived/segments/batdetect2-<config hash>.parquet, beside the band-energy ones")
+    b = BATDETECT2_DEFAULTS
+    trained = segment.add_argument_group("batdetect2 (with --detector batdetect2)")
+    trained.add_argument("--detection-threshold", type=float, default=b["detection_threshold"],
+                         help=f"keep boxes whose det_prob reaches this (default: {b['detection_threshold']:g}, the threshold of "
+                              "batdetect2's README and of shared/bats/calls.csv; its API default 0.01 keeps noise)")
+    trained.add_argument("--max-seconds", type=positive_float, default=b["max_seconds"],
+                         help=f"longer files are failed rows: batdetect2 decodes a whole file and a 256 kHz copy in memory "
+                              f"(default: {b['max_seconds']:g})")
+    detector = segment.add_argument_group("band-energy detector (defaults measured on synthetic calls in noise and on shared/bats)")
     d = SEGMENT_DEFAULTS
     detector.add_argument("--band", type=band_range, default=d["band"], metavar="LOW-HIGH",
                           help="band searched, Hz, clipped at each file's Nyquist (default: 15000-120000, where bat "
