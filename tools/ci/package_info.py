@@ -1,4 +1,5 @@
-"""Read a package's distribution name, import name, console script, extras or torch need from its pyproject.toml.
+"""Read a package's distribution name, import name, console script, extras, no-deps requirements or torch need
+from its pyproject.toml.
 
 Used by the CI scripts so the package list lives in one place: the folders under packages/.
 """
@@ -22,9 +23,16 @@ def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def no_deps_requirements(pyproject: dict) -> list[str]:
+    """``[tool.bat-tokenizers] no-deps``: what an extra needs but must not let pip resolve (its metadata would
+    replace the torch pin); the dev env installs these with ``pip install --no-deps`` after the extras."""
+    return list(pyproject.get("tool", {}).get("bat-tokenizers", {}).get("no-deps", []))
+
+
 def main() -> None:
     field, package_dir = sys.argv[1], pathlib.Path(sys.argv[2])
-    project = tomllib.loads((package_dir / "pyproject.toml").read_text())["project"]
+    pyproject = tomllib.loads((package_dir / "pyproject.toml").read_text())
+    project = pyproject["project"]
     if field == "name":
         print(project["name"])
     elif field == "module":
@@ -36,6 +44,9 @@ def main() -> None:
         print(project["name"])
     elif field == "extras":  # comma-separated, for pip's WHEEL[a,b] form; empty when none
         print(",".join(sorted(project.get("optional-dependencies", {}))))
+    elif field == "no-deps":  # installed with pip --no-deps after the extras (batdetect2), one a line; empty when none
+        for requirement in no_deps_requirements(pyproject):
+            print(requirement)
     elif field == "needs-torch":  # a required dependency on torch: its venv gets the CPU pin first
         print("yes" if "torch" in {requirement_name(r) for r in project.get("dependencies", [])} else "no")
     else:

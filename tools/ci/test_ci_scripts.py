@@ -15,7 +15,7 @@ EXPECTED = CI / "expected-dists"
 sys.path.insert(0, str(CI))
 
 from check_imports import check  # noqa: E402
-from package_info import requirement_name  # noqa: E402
+from package_info import no_deps_requirements, requirement_name  # noqa: E402
 from torch_pin import torch_pin  # noqa: E402
 
 
@@ -120,6 +120,18 @@ def test_the_torch_pin_is_spelled_one_way_everywhere():
         text = path.read_text(errors="ignore")
         stale += [f"{path.relative_to(REPO)}: {found}" for found in re.findall(r"torch==[0-9][0-9.]*[0-9]", text) if found != pin]
     assert not stale, f"the pin is {pin}; stale: {stale}"
+
+
+def test_hatch_installs_the_same_no_deps_requirements_as_dev_env():
+    """tools/dev_env.sh reads each package's [tool.bat-tokenizers] no-deps; hatch's post-install command spells them."""
+    import tomllib
+
+    wanted = []
+    for pyproject in sorted((REPO / "packages").glob("*/pyproject.toml")):
+        wanted += no_deps_requirements(tomllib.loads(pyproject.read_text()))
+    hatch = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["hatch"]["envs"]["default"]
+    commands = hatch.get("post-install-commands", [])
+    assert commands == ([f"python -m pip install --no-deps {' '.join(wanted)}"] if wanted else [])
 
 
 def committed_list(name: str) -> set[str]:
