@@ -53,3 +53,17 @@ def test_readme_opens_with_exactly_two_commands():
     commands = [line.split("#")[0].strip() for line in first_block.splitlines() if line.split("#")[0].strip()]
     assert commands == ["bash tools/demo.sh", "bash tools/test.sh"]
     assert "bash tools/test.sh" in (REPO / ".ci" / "run").read_text()
+
+
+def test_the_dev_env_has_batdetect2_and_kept_the_torch_pin():
+    """tools/dev_env.sh installs batdetect2 with --no-deps after the extras: torch stays the pin, batdetect2.api imports."""
+    pytest.importorskip("batdetect2", reason="not a dev env from tools/dev_env.sh (no batdetect2): bat-core's own tests cover it")
+    import sys
+
+    import torch
+
+    (pin,) = [r for r in tomllib.loads((REPO / "pyproject.toml").read_text())["dependency-groups"]["torch"] if r.startswith("torch==")]
+    assert torch.__version__.split("+")[0] == pin.split("==")[1]
+    import batdetect2.api  # noqa: F401
+
+    assert "torchaudio" not in sys.modules and "torchvision" not in sys.modules

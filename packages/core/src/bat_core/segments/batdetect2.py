@@ -97,7 +97,7 @@ class Batdetect2Prepare:
         info = audio_info(item.path)
         seconds = info.seconds
         if info.frames == 0:
-            raise AudioError(f"empty: no audio samples in {item.path} (batdetect2 crashes on empty files)")
+            raise AudioError(f"empty: no audio samples in {item.path} (batdetect2 issues report crashes on empty files)")
         if seconds < self.params.min_seconds:
             raise AudioError(f"too short for batdetect2: {1000 * seconds:.2f} ms < {1000 * self.params.min_seconds:g} ms "
                              f"(shorter than one call; batdetect2 issues report crashes on such files)")
