@@ -209,9 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     mels.set_defaults(handler=_mels)
 
     segment = add_command(commands, "segment", help="detect bat calls: derived/segments/<detector>-<hash>.parquet",
-                          description="Detect bat calls with a dependency-free band-energy detector on each recording "
-                                      "at its own rate (no resampling, no time expansion): 1 ms FFT frames, a per-bin "
-                                      "noise floor (running median over 3 s), hysteresis thresholds over that floor "
+                          description="Detect bat calls on each recording, by default (--detector band_energy) with a "
+                                      "dependency-free band-energy detector at its own rate (no resampling, no time expansion): "
+                                      "1 ms FFT frames, a per-bin noise floor (running median over 3 s), hysteresis thresholds over that floor "
                                       "within --band. Streamed in blocks (memory does not grow with a file's length), "
                                       "resumable, one manifest row per file (n_calls in its extra column; a file "
                                       "without calls is ok with 0). Calls of all files go to "
@@ -219,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "calls.csv (File Name, call_index, start_time_s, end_time_s, low_freq_hz, "
                                       "high_freq_hz) plus peak_freq_hz, score (peak SNR, dB) and the detector's name, "
                                       "version and config hash; other settings write their own table. Times are "
-                                      "seconds of the original recording.")
+                                      "seconds of the original recording. --detector batdetect2 runs batdetect2's trained "
+                                      "U-Net instead (optional extra; score = its det_prob, no peak frequency) into "
+                                      "derived/segments/batdetect2-<config hash>.parquet.")
     add_common_arguments(segment, device=False, batch_size=None, tag_option=False)
     segment.add_argument("--detector", choices=("band_energy", "batdetect2"), default="band_energy",
                          help="band_energy (default: no dependencies, streamed) or batdetect2 (a trained U-Net; needs "

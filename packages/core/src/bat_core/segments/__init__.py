@@ -1,10 +1,11 @@
-"""Bat call segments: a band-energy detector and the box tables it writes.
+"""Bat call segments: a band-energy detector (and, optionally, batdetect2) and the box tables they write.
 
 Notebook use::
 
     from bat_core.segments import detect_calls, DetectorParams
     calls = detect_calls(samples, sample_rate)            # a DataFrame, one row per call
     summary = segment_project(Dataset.from_root("."))     # every file, through the runner and the store
+    summary = segment_project(Dataset.from_root("."), Batdetect2Detector())  # bat-core[batdetect2]: its own table
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["CALL_COLUMNS", "DETECTOR_NAME", "DETECTOR_VERSION", "DetectorParams", "StreamingDetector", "detect_calls",
-           "segment_project", "segments_path", "read_boxes"]
+           "segment_project", "segments_path", "read_boxes", "Batdetect2Detector", "Batdetect2Params"]
 
 
 def detect_calls(samples: np.ndarray, sample_rate: int, params: DetectorParams | None = None) -> pd.DataFrame:
@@ -43,6 +44,10 @@ def __getattr__(name: str):
         from bat_core.segments import command
 
         return getattr(command, name)
+    if name in ("Batdetect2Detector", "Batdetect2Params"):  # optional: its module imports no torch, batdetect2 runs in workers
+        from bat_core.segments import batdetect2
+
+        return getattr(batdetect2, name)
     if name == "read_boxes":
         from bat_core.segments.table import read_boxes
 
