@@ -9,7 +9,7 @@ only inside the worker that runs it, once per process.
 
 Memory: batdetect2's ``process_file`` decodes the whole file and a 256 kHz copy (float32) before
 cutting it into 3 s chunks for the network: about 4 bytes x (rate + 256 000) per second of audio,
-~3 GB for an hour at 500 kHz. Files longer than ``max_seconds`` (default 600 s) are therefore
+~11 GB for an hour at 500 kHz, 1.8 GB for the default bound. Files longer than ``max_seconds`` (600 s) are
 failed rows saying so, never an out-of-memory kill of the run.
 """
 
