@@ -4,8 +4,8 @@
 #   2. each package alone (tools/ci/isolated_package.sh): fresh venv, its wheel + bat-core's,
 #      distributions counted and compared with tools/ci/expected-dists/, --help, bat-core without
 #      torch, declared dependencies = imports, its tests, no other strategy importable;
-#   3. one dev env with every package (editable, every extra) runs the cross-package tests in
-#      tests/ and the tests of the CI scripts in tools/ci/;
+#   3. one dev env with every package (editable, every extra, batdetect2) runs the cross-package tests in
+#      tests/, the tests of the CI scripts in tools/ci/ and bat-core's batdetect2 tests;
 #   4. a table of each isolated install's distribution count and venv size.
 # A package joins by existing under packages/. Extra arguments go to the final pytest.
 set -euo pipefail
@@ -49,7 +49,8 @@ echo "== dev env: every package editable, cross-package tests in tests/, CI scri
 PYTHON="$python" bash "$repo/tools/dev_env.sh" "$work/venv-dev" >"$work/pip-dev.log" 2>&1 \
   || { grep -v "^WARNING: Location" "$work/pip-dev.log" | tail -30; echo "FAIL: dev env"; exit 1; }
 set +e
-(cd "$repo" && "$work/venv-dev/bin/python" -m pytest tests tools/ci -q -p no:cacheprovider "$@")
+# bat-core's batdetect2 tests run here too: only the dev env has batdetect2 (a --no-deps install), the isolated job skips them
+(cd "$repo" && "$work/venv-dev/bin/python" -m pytest tests tools/ci packages/core/tests/test_segments_batdetect2.py -q -p no:cacheprovider "$@")
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
