@@ -155,7 +155,6 @@ class StreamingDetector:
         self._floor_frames = max(1, round(self.params.floor_seconds / self.frame_seconds))
         self._features = _Features()
         # the SNR of the last integrate_frames - 1 frames (none before the first: zeros)
-        self._last_mean = np.float32(0)  # mean eighth energy of the last frame pushed (click rejection)
         self._ratio_tail = np.zeros((self.params.integrate_frames - 1, g.last_bin - g.first_bin + 1), np.float32)
         self._pending: list[np.ndarray] = []  # calls of the current second, waiting for the cap
         self._pending_second = -1
@@ -236,18 +235,12 @@ class StreamingDetector:
         return self._settle(final=False)
 
     def _clicks(self, frames: np.ndarray) -> np.ndarray:
-        """Frames dominated by an impulse: one eighth of the frame holds ``click_crest`` times the mean eighth of
-        the frame and of the frames before and after it (a click lasts 0.3 ms or less, alone; a call lasts 1 ms
-        or more, so the frame that holds only its start or its tail has a neighbour that holds its body).
+        """Frames dominated by an impulse: the energy of one eighth of the frame is ``click_crest`` times the
+        frame's mean eighth (a call lasts 1 ms or more and spreads over a frame or two, a click 0.3 ms or less).
         The signal is not high-passed: that would weigh an FM call's high start like a click."""
         eighth = frames.shape[1] // 8
         energy = np.square(frames[:, : 8 * eighth]).reshape(len(frames), 8, eighth).sum(axis=2)
-        mean = energy.sum(axis=1) * np.float32(1 / 8)
-        previous = np.concatenate([[self._last_mean], mean[:-1]])
-        following = np.concatenate([mean[1:], [0]])  # the next block's first frame is not known yet
-        self._last_mean = mean[-1]
-        level = np.maximum(np.maximum(mean, previous), following)
-        return energy.max(axis=1) > np.float32(self.params.click_crest) * level + np.float32(1e-30)
+        return energy.max(axis=1) * np.float32(8) > np.float32(self.params.click_crest) * (energy.sum(axis=1) + np.float32(1e-30))
 
     def _floor(self, smoothed: np.ndarray) -> np.ndarray:
         """Median over the last ``floor_seconds``: the median of the per-block medians in that span."""
