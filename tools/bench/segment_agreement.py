@@ -39,14 +39,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", default=None, help="shared/bats folder (default: found beside the checkout)")
     parser.add_argument("--tolerance-ms", type=float, default=10.0)
-    for name in ("high_db", "low_db", "merge_ms", "min_ms", "max_ms", "frame_ms", "hop_ms"):
+    names = ("high_db", "low_db", "merge_ms", "min_ms", "max_ms", "frame_ms", "hop_ms", "integrate_gain", "click_crest")
+    for name in names:
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=None)
+    parser.add_argument("--integrate-frames", type=int, default=None)
     args = parser.parse_args()
     shared = Path(args.shared) if args.shared else find_shared_bats(Path(__file__).parent)
     if shared is None:
         raise SystemExit("shared/bats not found: pass --shared")
-    overrides = {name: getattr(args, name) for name in ("high_db", "low_db", "merge_ms", "min_ms", "max_ms", "frame_ms",
-                                                        "hop_ms") if getattr(args, name) is not None}
+    overrides = {name: getattr(args, name) for name in (*names, "integrate_frames") if getattr(args, name) is not None}
     params = DetectorParams(**overrides)
     boxes = read_boxes(shared / "calls.csv")
     total = {"detected": 0, "truth": 0, "matched": 0}

@@ -26,7 +26,7 @@ from bat_core.cli_common import (
 )
 
 # Detector defaults, written here so that --help needs no numpy (bat_core.segments.DetectorParams holds the same values).
-SEGMENT_DEFAULTS = {"band": (15_000.0, 120_000.0), "high_db": 15.0, "low_db": 10.0, "min_ms": 1.0, "max_ms": 80.0,
+SEGMENT_DEFAULTS = {"band": (15_000.0, 120_000.0), "high_db": 13.0, "low_db": 10.0, "min_ms": 1.0, "max_ms": 80.0,
                     "merge_ms": 3.0, "max_calls_per_second": 100}
 
 # batdetect2 defaults (bat_core.segments.batdetect2 holds the same values; importing it needs no torch).
@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "calls are; the manifest records a cut band)")
     detector.add_argument("--high-db", type=positive_float, default=d["high_db"],
                           help=f"a call reaches this far over the noise floor somewhere (default: {d['high_db']:g}; "
-                               "pure noise peaks near 11 dB, so fewer is false alarms)")
+                               "pure pink noise peaks near 11.5 dB in 30 s, so fewer is false alarms)")
     detector.add_argument("--low-db", type=positive_float, default=d["low_db"],
                           help=f"a call extends while this far over the floor (default: {d['low_db']:g}; lower lets "
                                "noise frames stretch calls)")

@@ -20,7 +20,14 @@ import numpy as np
 
 from bat_core.dataset import Dataset, DatasetItem
 from bat_core.runner import FileInfo, Piece, RunOptions, run_to_store
-from bat_core.segments.detector import CALL_COLUMNS, DETECTOR_NAME, DETECTOR_VERSION, DetectorParams, StreamingDetector
+from bat_core.segments.detector import (
+    BLOCK_SAMPLES,
+    CALL_COLUMNS,
+    DETECTOR_NAME,
+    DETECTOR_VERSION,
+    DetectorParams,
+    StreamingDetector,
+)
 
 if TYPE_CHECKING:  # pandas and the store are the main process's
     from bat_core.paths import ProjectPaths
@@ -100,7 +107,7 @@ class SegmentPrepare:
         info = audio_info(item.path)
         detector = StreamingDetector(info.sample_rate, self.params)
         converter = SignalConverter(info.sample_rate, None)  # passes the signal through; records that it did
-        for block in converter.stream(read_blocks(item.path)):
+        for block in converter.stream(read_blocks(item.path, block_frames=BLOCK_SAMPLES)):
             calls = detector.push(block)
             if len(calls):
                 yield Piece(calls, length=len(calls))
