@@ -7,6 +7,7 @@ under test is any ``module:function`` with ``detect(samples, sample_rate) -> Dat
 detector must beat. Target: F1 >= 0.95 at >= 6 dB.
 
     python tools/bench/segment_protocol.py [--detector bat_core.segments:detect_calls] [--scenes 20] [--seconds 2]
+    python tools/bench/segment_protocol.py --detector tools.bench.segment_protocol:batdetect2   # needs batdetect2
 """
 
 from __future__ import annotations
@@ -63,6 +64,22 @@ def energy_anchor(samples: np.ndarray, sample_rate: int, band_hz: tuple[float, f
         else:
             merged.append(region)
     return pd.DataFrame([(a / sample_rate, b / sample_rate) for a, b in merged], columns=["start_time_s", "end_time_s"])
+
+
+def batdetect2(samples: np.ndarray, sample_rate: int) -> pd.DataFrame:
+    """batdetect2 (bat-core[batdetect2] + its --no-deps step) through ``bat_core.segments.batdetect2.detect_file``, its
+    own loading path: the scene is written to a temporary WAV first (outside the timing that matters: the run's
+    seconds per second include it, a small share of batdetect2's)."""
+    import tempfile
+
+    import soundfile as sf
+
+    from bat_core.segments.batdetect2 import COLUMNS, detect_file
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "scene.wav"
+        sf.write(path, samples, sample_rate, subtype="FLOAT")
+        return pd.DataFrame(detect_file(str(path)), columns=list(COLUMNS))
 
 
 def load_detector(spec: str) -> Detector:
