@@ -227,23 +227,14 @@ def test_kill_9_then_rerun_finishes_without_recomputing(tmp_path):
 def test_memory_does_not_grow_with_file_length(tmp_path):
     """Peak RSS of `bat-core mels` on a 2-minute 384 kHz recording stays within 60 MB of a 10-second one
     (round 1 decoded and transformed whole files: a 2-minute file took ~700 MB more)."""
-    import subprocess
-
-    from bat_core.testing import write_long_recording
+    from bat_core.testing import cli_peak_rss_mb, write_long_recording
 
     peaks = {}
     for seconds in (10, 120):
         root = tmp_path / f"p{seconds}"
         write_long_recording(root / "data" / "audio" / "rec.wav", seconds=seconds, sample_rate=384_000)
         (root / "data" / "annotations.csv").write_text("File Name\nrec.wav\n")
-        code = ("import sys; from bat_core.cli import main; code = main(sys.argv[1:]); "
-                "from bat_core.testing import peak_rss_mb; print('peak', peak_rss_mb()); sys.exit(code)")
-        import sys
-
-        result = subprocess.run([sys.executable, "-c", code, "mels", "--root", str(root), "-q", "--num-workers", "0"],
-                                capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
-        peaks[seconds] = float(result.stdout.split("peak")[-1])
+        peaks[seconds], _ = cli_peak_rss_mb(["mels", "--root", str(root), "-q", "--num-workers", "0"])
     assert peaks[120] < peaks[10] + 60, peaks
 
 
@@ -326,13 +317,8 @@ def _state(pid: int) -> str:
 
 def test_a_low_rate_file_is_converted_in_bounded_blocks(tmp_path):
     """A header saying 100 Hz must not make one read block upsample into gigabytes (it took 2.5 GB before)."""
-    import subprocess
-    import sys
+    from bat_core.testing import cli_peak_rss_mb
 
     root = write_project(tmp_path / "p", {"slow.wav": (np.zeros(65_536, np.float32), 100)})
-    code = ("import sys; from bat_core.cli import main; code = main(sys.argv[1:]); "
-            "from bat_core.testing import peak_rss_mb; print('peak', peak_rss_mb()); sys.exit(code)")
-    result = subprocess.run([sys.executable, "-c", code, "mels", "--root", str(root), "-q", "--num-workers", "0"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert float(result.stdout.split("peak")[-1]) < 600, result.stdout
+    peak, output = cli_peak_rss_mb(["mels", "--root", str(root), "-q", "--num-workers", "0"])
+    assert peak < 600, output

@@ -229,20 +229,15 @@ def test_cli_rejects_a_bad_band(tmp_path):
 
 def test_memory_does_not_grow_with_file_length(tmp_path):
     """Peak RSS of `bat-core segment` on a 60 s 384 kHz recording stays within 30 MB of a 5 s one."""
-    from bat_core.testing import write_long_recording
+    from bat_core.testing import cli_peak_rss_mb, write_long_recording
 
     peaks = {}
     for seconds in (5, 60):
         root = tmp_path / f"p{seconds}"
         write_long_recording(root / "data" / "audio" / "rec.wav", seconds=seconds, sample_rate=384_000)
         (root / "data" / "annotations.csv").write_text("File Name\nrec.wav\n")
-        code = ("import sys; from bat_core.cli import main; code = main(sys.argv[1:]); "
-                "from bat_core.testing import peak_rss_mb; print('peak', peak_rss_mb()); sys.exit(code)")
-        result = subprocess.run([sys.executable, "-c", code, "segment", "--root", str(root), "-q", "--num-workers", "0"],
-                                capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
-        assert f"{seconds} calls" in result.stdout, result.stdout  # one 40 kHz call a second
-        peaks[seconds] = float(result.stdout.split("peak")[-1])
+        peaks[seconds], output = cli_peak_rss_mb(["segment", "--root", str(root), "-q", "--num-workers", "0"])
+        assert f"{seconds} calls" in output, output  # one 40 kHz call a second
     assert peaks[60] < peaks[5] + 30, peaks
 
 

@@ -262,6 +262,19 @@ class StrategyContract:
         return read_manifest(root / "derived" / "manifests" / f"{self.representation}.parquet")
 
 
+def cli_peak_rss_mb(argv: list[str]) -> tuple[float, str]:
+    """``bat-core ARGV`` in a fresh interpreter: its own peak resident memory (MB, ``peak_rss_mb``) and its
+    stdout. Fails (AssertionError with stderr) when the command does not exit 0."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from bat_core.cli import main; code = main(sys.argv[1:]); "
+            "from bat_core.testing import peak_rss_mb; print('peak', peak_rss_mb()); sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return float(result.stdout.split("peak")[-1]), result.stdout
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory since it started its program. ``ru_maxrss`` is not that: Linux
     carries it across exec, so a child started from a large test process reports the parent's size."""
