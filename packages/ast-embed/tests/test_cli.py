@@ -51,3 +51,20 @@ def test_help_imports_no_numerics():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
     assert "--max-frames" in done.stdout
+
+
+def test_cli_embeds_each_call_once_in_original_seconds(tiny_ast, demo_root):
+    import numpy as np
+
+    from bat_core.testing import check_per_call_outputs
+
+    boxes = demo_root / "data" / "calls.csv"
+    common = ["embed", "--root", str(demo_root), "--model", str(tiny_ast), "-q", "--num-workers", "0"]
+    assert main([*common, "--segments", str(boxes), "--pool", "both"]) == 0
+    table = check_per_call_outputs(demo_root, "ast-calls", boxes)
+    for row in table.itertuples():
+        assert np.asarray(row.values.tolist()).shape == (1, 32)  # one embedding per call (tiny AST: hidden 32)
+        assert row.encoded_end_s - row.encoded_start_s >= 0.0104  # 16 frames of 10 ms at x15: never zero padded
+    assert not (demo_root / "derived" / "ast_features" / "ast_demo_000_fm_192k.npy").exists()  # whole-file layout untouched
+    assert main([*common, "--segments", str(boxes), "--sequence"]) == 2
+    assert main([*common, "--segments", str(demo_root / "no_such.csv")]) == 2

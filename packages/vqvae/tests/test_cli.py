@@ -104,3 +104,18 @@ def test_help_imports_no_numerics():
             "import bat_vqvae.mel_windows; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["[]", "False"]
+
+
+def test_encode_per_call_gives_each_calls_codes_in_original_seconds(demo_root):
+    import numpy as np
+
+    from bat_core.testing import check_per_call_outputs
+
+    root, boxes = str(demo_root), demo_root / "data" / "calls.csv"
+    assert main(["train", "--root", root, *TINY]) == 0
+    assert main(["encode", "--root", root, "-q", "--num-workers", "0", "--segments", str(boxes), "--context-ms", "0"]) == 0
+    table = check_per_call_outputs(demo_root, "vqvae-calls", boxes, context_s=0.0)
+    for row in table.itertuples():
+        codes = np.stack(row.values)
+        assert codes.ndim == 2 and codes.shape[1] == 32 // 4 and codes.shape[0] >= 2  # (T', F') per call
+    assert not (demo_root / "derived" / "tokens" / "vqvae").exists()  # whole-file outputs: not made, not touched

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bat_core.testing import add_bad_files, make_tiny_ast
@@ -118,3 +119,23 @@ def test_help_imports_no_numerics():
             "print(sorted(m for m in ('numpy', 'pandas', 'torch', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_per_call_run_tokens_each_call_in_original_seconds_beside_the_whole_file_tokens(tiny_wav2vec2, demo_root):
+    from bat_core.testing import check_per_call_outputs
+
+    boxes = demo_root / "data" / "calls.csv"
+    common = ["--root", str(demo_root), "--model", str(tiny_wav2vec2), "--k", "8", "-q", "--num-workers", "0"]
+    assert main(["run", *common]) == 0
+    whole = {path.name: path.read_bytes() for path in (demo_root / "derived" / "tokens").glob("*.npy")}
+    assert main(["run", *common, "--segments", str(boxes), "--context-ms", "3"]) == 0
+    table = check_per_call_outputs(demo_root, "w2v_kmeans-calls", boxes, context_s=0.003)
+    manifest = pd.read_parquet(demo_root / "derived" / "manifests" / "w2v_kmeans-calls.parquet")
+    rate = dict(zip(manifest.file_name, manifest.frames_per_second))
+    for row in table.itertuples():  # one token per encoder frame of the encoded span
+        frames = (row.encoded_end_s - row.encoded_start_s) * rate[row._1]
+        assert abs(len(row.values) - frames) <= 2, (row, frames)
+    assert {path.name: path.read_bytes() for path in (demo_root / "derived" / "tokens").glob("*.npy")} == whole
+    assert (demo_root / "derived" / "models" / "w2v_kmeans-calls" / "config.json").is_file()
+    assert main(["run", *common, "--segments", str(boxes), "--context-ms", "3", "--dedup"]) == 2
+    assert main(["encode", "--root", str(demo_root), "--segments", "detected", "-q"]) == 2  # not segmented yet

@@ -11,6 +11,7 @@ from bat_core.cli_common import (
     add_command,
     add_common_arguments,
     add_precision_argument,
+    add_segments_arguments,
     add_time_expansion_arguments,
     cli_main,
     cli_parser,
@@ -18,6 +19,7 @@ from bat_core.cli_common import (
     positive_int,
     report_summary,
     run_options,
+    selection_from_args,
     time_expansion_from_args,
 )
 from bat_core.errors import BatError
@@ -55,12 +57,13 @@ def _embed(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise BatError(str(error)) from error
     dataset = dataset_from_args(args)
+    calls = selection_from_args(args, dataset.paths)  # checked before the model loads
     try:
         embedder = ASTEmbedder.from_pretrained(config=config, device=args.device, precision=args.precision)
     except ValueError as error:
         raise BatError(str(error)) from error
     summary = embed_dataset(dataset, embedder, batch_size=args.batch_size, overwrite=args.overwrite,
-                            options=run_options(args, "embed"), shard=args.shard, tag=args.tag)
+                            options=run_options(args, "embed"), shard=args.shard, tag=args.tag, calls=calls)
     return report_summary(summary)
 
 
@@ -97,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "the final layer norm is applied to all")
     embed.add_argument("--sequence", action="store_true", help="also save the patch-token sequence for sequence models")
     add_time_expansion_arguments(embed)
+    add_segments_arguments(embed)
     embed.set_defaults(handler=_embed)
     return parser
 

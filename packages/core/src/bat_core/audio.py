@@ -99,6 +99,35 @@ def read_blocks(path: str | Path, block_frames: int = BLOCK_FRAMES) -> Iterator[
             raise AudioError(f"no audio samples in {path}")
 
 
+def read_span(path: str | Path, start: int, stop: int, block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
+    """Samples ``start:stop`` of a recording as mono float32 blocks (a seek, not a decode from the start).
+
+    Per-call encoding reads a few milliseconds around each call this way. Formats soundfile cannot
+    read are decoded from the start (librosa), which is slower but gives the same samples."""
+    path = _existing(path)
+    if not 0 <= start <= stop:
+        raise ValueError(f"a span of samples must have 0 <= start <= stop, got {start}:{stop}")
+    try:
+        handle = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
+        position = 0
+        for block in read_blocks(path, block_frames):
+            begin, end = max(start, position), min(stop, position + len(block))
+            if begin < end:
+                yield block[begin - position:end - position]
+            position += len(block)
+            if position >= stop:
+                return
+        return
+    with handle:
+        try:
+            handle.seek(start)
+            for frames in handle.blocks(blocksize=block_frames, frames=stop - start, dtype="float32", always_2d=True):
+                yield _checked(frames[:, 0] if frames.shape[1] == 1 else frames.mean(axis=1, dtype=np.float32), path)
+        except (sf.LibsndfileError, RuntimeError) as error:
+            raise AudioError(f"cannot decode samples {start}:{stop} of {path}: {error}") from error
+
+
 def load_audio(path: str | Path) -> Recording:
     """The whole recording in memory: for short files and notebooks; runs stream with ``read_blocks``."""
     info = audio_info(path)

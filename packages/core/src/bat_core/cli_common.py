@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 from bat_core.errors import BatError, DatasetError
 
 if TYPE_CHECKING:
+    from bat_core.calls import CallSelection
     from bat_core.dataset import Dataset
+    from bat_core.paths import ProjectPaths
     from bat_core.runner import RunOptions
     from bat_core.store import RunSummary
     from bat_core.time_expansion import TimeExpansion
@@ -255,6 +257,35 @@ def time_expansion_from_args(args: argparse.Namespace) -> TimeExpansion:
         return TimeExpansion.parse(args.time_expansion, band_low_hz=args.band[0], band_high_hz=args.band[1])
     except ValueError as error:
         raise DatasetError(f"--time-expansion: {error}") from error
+
+
+def add_segments_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("per-call encoding")
+    group.add_argument("--segments", metavar="TABLE|detected",
+                       help="encode each call of a box table alone (with --context-ms of audio each side) instead of "
+                            "whole recordings: a CSV/Parquet with the columns of calls.csv (File Name, start_time_s, "
+                            "end_time_s, call_index optional), or 'detected' for the table `bat-core segment` wrote. "
+                            "Outputs are their own representation (tag 'calls'), one table row per call in "
+                            "derived/calls/<representation>.parquet; times in seconds of the original recording")
+    group.add_argument("--context-ms", type=context_ms, default=5.0, metavar="MS",
+                       help="original-time audio kept before and after each call (default: 5); a call shorter than the "
+                            "model's shortest input is widened with the audio around it, never zero padded")
+
+
+def context_ms(text: str) -> float:
+    value = _bounded(float, text, 0.0, "a number of milliseconds in [0, 1000]")
+    if not value <= 1000:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"must be a number of milliseconds in [0, 1000], got {text!r}")
+    return value
+
+
+def selection_from_args(args: argparse.Namespace, paths: ProjectPaths) -> CallSelection | None:
+    """The calls ``--segments`` names (checked before any work), or None for whole recordings."""
+    if getattr(args, "segments", None) is None:
+        return None
+    from bat_core.calls import load_selection, resolve_segments
+
+    return load_selection(resolve_segments(args.segments, paths), args.context_ms / 1000)
 
 
 def cli_parser(prog: str, version: str, description: str) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:

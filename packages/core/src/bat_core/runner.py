@@ -48,6 +48,7 @@ class Piece:
     meta: Any = None  # whatever the strategy needs to put the output back (e.g. a windows.Span)
     file: int = -1  # set by the runner: the file's position in the run
     index: int = -1  # set by the runner: the piece's position in its file
+    clip: Any = None  # per-call runs: the ``bat_core.calls.Clip`` (call) the piece belongs to
 
 
 @dataclass

@@ -8,6 +8,7 @@ shared real recordings that skips with a reason when they are absent.
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
 
@@ -287,3 +288,38 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def check_per_call_outputs(root: str | Path, representation: str, boxes: str | Path, context_s: float = 0.005,
+                           derived: str | Path | None = None):
+    """Assert what every strategy's per-call run must give, and return its calls table (a DataFrame): one row
+    per box of ``boxes`` whose recording is ok, with that box's call index and times, an encoded span in the
+    recording's own seconds that holds the box plus ``context_s`` (as far as the recording goes), and outputs."""
+    import pandas as pd
+
+    from bat_core.calls import calls_table_path
+    from bat_core.paths import ProjectPaths
+
+    paths = ProjectPaths.for_root(root, derived)
+    table = pd.read_parquet(calls_table_path(paths, representation))
+    manifest = pd.read_parquet(paths.manifest_path(representation))
+    ok = manifest[manifest.status == "ok"]
+    expected = pd.read_csv(boxes)
+    expected = expected[expected["File Name"].isin(set(ok.file_name))]
+    key = ["File Name", "call_index"]
+    merged = table.merge(expected[[*key, "start_time_s", "end_time_s"]], on=key, suffixes=("", "_box"), how="outer",
+                         indicator=True)
+    assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"]
+    assert np.allclose(merged.start_time_s, merged.start_time_s_box) and np.allclose(merged.end_time_s,
+                                                                                     merged.end_time_s_box)
+    seconds = dict(zip(ok.file_name, ok.seconds))
+    tolerance = 1e-6
+    for row in merged.itertuples():
+        length = seconds[row._1]
+        assert row.encoded_start_s <= max(0.0, row.start_time_s - context_s) + tolerance, row
+        assert row.encoded_end_s >= min(length, row.end_time_s + context_s) - tolerance, row
+        assert 0 <= row.encoded_start_s < row.encoded_end_s <= length + tolerance, row
+        assert len(row.values) > 0, row
+    calls = {row.file_name: json.loads(row.extra)["calls"] for row in ok.itertuples()}
+    assert calls == expected.groupby("File Name").size().reindex(list(calls), fill_value=0).to_dict()
+    return table

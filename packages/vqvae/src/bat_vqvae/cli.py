@@ -16,6 +16,7 @@ from bat_core.cli_common import (
     EXIT_SOME_FAILED,
     add_command,
     add_common_arguments,
+    add_segments_arguments,
     add_time_expansion_arguments,
     cli_main,
     cli_parser,
@@ -25,6 +26,7 @@ from bat_core.cli_common import (
     positive_int,
     report_summary,
     run_options,
+    selection_from_args,
     time_expansion_from_args,
 )
 from bat_core.errors import BatError
@@ -73,9 +75,11 @@ def _train(args: argparse.Namespace) -> int:
 def _encode(args: argparse.Namespace) -> int:
     from bat_vqvae.encode import encode_dataset
 
+    dataset = dataset_from_args(args)
+    calls = selection_from_args(args, dataset.paths)  # checked before the model loads
     tokenizer = _tokenizer(args)
-    summary = encode_dataset(dataset_from_args(args), tokenizer, str(_model_dir(args)), overwrite=args.overwrite,
-                             options=run_options(args), shard=args.shard, tag=args.tag)
+    summary = encode_dataset(dataset, tokenizer, str(_model_dir(args)), overwrite=args.overwrite,
+                             options=run_options(args), shard=args.shard, tag=args.tag, calls=calls)
     return report_summary(summary)
 
 
@@ -146,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                     f"second of original audio. --tag NAME writes {representation('NAME')} beside the default.")
     add_common_arguments(encode_parser, batch_size=None)
     encode_parser.add_argument("--model", default=None, help=model_help)
+    add_segments_arguments(encode_parser)
     encode_parser.set_defaults(handler=_encode)
 
     reconstruct_parser = add_command(

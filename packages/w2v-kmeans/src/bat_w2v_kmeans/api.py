@@ -7,6 +7,10 @@ saved; tokens are then assigned from the cached frames (no second encoder pass) 
 removed. The tokens are those of ``fit`` then ``encode``. A killed run resumes: frames already cached
 are not computed again (they refill the sample), a saved codebook made with the same settings from
 the same recordings is used as it is, finished token files are skipped.
+
+Per call (``tokenizer.calls``) the codebook is fitted on the calls and the calls are encoded in a
+second pass, with no frame cache: calls are a few percent of the audio, so two passes over them
+cost less than caching, and the cache's blocks know nothing of calls.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bat_core.calls import per_call_tag
 from bat_core.dataset import Dataset, DatasetItem
 from bat_core.errors import BatError
 from bat_core.paths import tagged
@@ -47,8 +52,9 @@ def refuse_existing(directory: Path, overwrite: bool) -> None:
 def fit_codebook(dataset: Dataset, tokenizer: W2VKMeansTokenizer, codebook_dir: str | Path | None = None, *,
                  k: int = DEFAULT_K, max_fit_frames: int = DEFAULT_MAX_FIT_FRAMES, seed: int = 0,
                  overwrite: bool = False, options: RunOptions = RunOptions(), tag: str | None = None) -> Path:
-    """``fit``: the codebook of ``dataset``, saved (an existing one only replaced with ``overwrite``)."""
-    directory = Path(codebook_dir) if codebook_dir else default_codebook_dir(dataset.paths, tag)
+    """``fit``: the codebook of ``dataset`` (of its calls in per-call mode), saved (an existing one only replaced
+    with ``overwrite``)."""
+    directory = Path(codebook_dir) if codebook_dir else default_codebook_dir(dataset.paths, per_call_tag(tag, tokenizer.calls))
     check_k(k, max_fit_frames)
     refuse_existing(directory, overwrite)
     tokenizer.fit(dataset, k=k, max_fit_frames=max_fit_frames, seed=seed, options=options)
@@ -63,7 +69,7 @@ def run_pipeline(dataset: Dataset, tokenizer: W2VKMeansTokenizer, codebook_dir: 
 
     With ``shard`` (``dataset`` already that shard's selection) the codebook must exist (fit does not
     shard): the shard is encoded with it."""
-    directory = Path(codebook_dir) if codebook_dir else default_codebook_dir(dataset.paths, tag)
+    directory = Path(codebook_dir) if codebook_dir else default_codebook_dir(dataset.paths, per_call_tag(tag, tokenizer.calls))
     check_k(k, max_fit_frames)
     if shard is not None:
         if not exists(directory):
@@ -83,17 +89,29 @@ def run_pipeline(dataset: Dataset, tokenizer: W2VKMeansTokenizer, codebook_dir: 
         wanted = tokenizer.info(k, seed=seed, max_fit_frames=max_fit_frames,
                                 data_fingerprint=data_fingerprint(items)).fit_settings()
         differing = sorted(key for key, value in wanted.items() if existing.info.fit_settings().get(key) != value)
+        fitted_on = existing.info.extra.get("fitted_on_calls") or {}
+        if (fitted_on.get("segments_sha256"), fitted_on.get("context_s")) != (
+                (tokenizer.calls.fingerprint, tokenizer.calls.context_s) if tokenizer.calls else (None, None)):
+            differing.append("segments (the calls it was fitted on)")
         if differing:
             raise CodebookExistsError(
                 f"a codebook made with other settings or recordings already exists in {directory} (differs in: "
                 f"{', '.join(differing)}); pass --overwrite to replace it, --codebook DIR or --tag NAME to keep both, "
                 "or `encode` with it")
         tokenizer.use(existing)  # a resumed run: the codebook it saved before it was stopped
+    elif tokenizer.calls is not None:
+        tokenizer.fit(items, k=k, max_fit_frames=max_fit_frames, seed=seed, options=described(options, "run: fit on calls"))
+        tokenizer.save(directory, overwrite=overwrite)
+        fitted = True
     else:
         failures = _fit_through_cache(items, tokenizer, cache, k=k, max_fit_frames=max_fit_frames, seed=seed,
                                       overwrite=overwrite, options=options)
         tokenizer.save(directory, overwrite=overwrite)
         fitted = True
+    if tokenizer.calls is not None:
+        summary = encode_dataset(dataset, tokenizer, dedup=dedup, overwrite=overwrite,
+                                 options=described(options, "run: encode calls"), tag=tag)
+        return PipelineResult(tokenizer.require_codebook(), directory, fitted, summary)
     summary = _tokens(dataset, tokenizer, cache, failures, dedup=dedup, overwrite=overwrite, options=options, tag=tag)
     cache.remove()
     return PipelineResult(tokenizer.require_codebook(), directory, fitted, summary)

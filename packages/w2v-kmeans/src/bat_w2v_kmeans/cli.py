@@ -16,6 +16,7 @@ from bat_core.cli_common import (
     add_command,
     add_common_arguments,
     add_precision_argument,
+    add_segments_arguments,
     add_time_expansion_arguments,
     cli_main,
     cli_parser,
@@ -24,6 +25,7 @@ from bat_core.cli_common import (
     positive_int,
     report_summary,
     run_options,
+    selection_from_args,
     time_expansion_from_args,
 )
 from bat_w2v_kmeans.__about__ import __version__
@@ -47,11 +49,18 @@ MAX_FAILED_SHOWN = 20
 
 
 def _codebook_dir(args) -> Path:
+    from bat_core.calls import per_call_tag
     from bat_core.paths import ProjectPaths, tagged
 
     if args.codebook:
         return Path(args.codebook)
-    return ProjectPaths.for_root(args.root, args.derived).models_dir / tagged(REPRESENTATION, args.tag)
+    tag = per_call_tag(args.tag, per_call=args.segments is not None)
+    return ProjectPaths.for_root(args.root, args.derived).models_dir / tagged(REPRESENTATION, tag)
+
+
+def _calls(args, dataset):
+    """--segments: the calls to encode, read and checked before the model loads."""
+    return selection_from_args(args, dataset.paths)
 
 
 def _layer(args) -> int | None:
@@ -110,8 +119,11 @@ def _fit(args) -> int:
 
     directory = _codebook_dir(args)
     refuse_existing(directory, args.overwrite)  # before loading the model
+    dataset = dataset_from_args(args)
+    calls = _calls(args, dataset)
     tokenizer = _new_tokenizer(args)
-    directory = fit_codebook(dataset_from_args(args), tokenizer, directory, k=args.k, max_fit_frames=args.max_fit_frames,
+    tokenizer.calls = calls
+    directory = fit_codebook(dataset, tokenizer, directory, k=args.k, max_fit_frames=args.max_fit_frames,
                              seed=args.seed, overwrite=args.overwrite, options=run_options(args, "fit"), tag=args.tag)
     return _print_fit(tokenizer.codebook, directory)
 
@@ -122,10 +134,13 @@ def _encode(args) -> int:
 
     # model, layer and time expansion default to the codebook's; any given must match it
     expansion = None if args.time_expansion is None else time_expansion_from_args(args)
+    dataset = dataset_from_args(args)
+    calls = _calls(args, dataset)
     _quiet_model_loading(args)
     tokenizer = W2VKMeansTokenizer.from_pretrained(_codebook_dir(args), model=args.model, device=args.device,
                                                    layer=_layer(args), expansion=expansion, **_encoder_options(args))
-    summary = encode_dataset(dataset_from_args(args), tokenizer, dedup=args.dedup, overwrite=args.overwrite,
+    tokenizer.calls = calls
+    summary = encode_dataset(dataset, tokenizer, dedup=args.dedup, overwrite=args.overwrite,
                              options=run_options(args, "encode"), shard=args.shard, tag=args.tag)
     return report_summary(summary)
 
@@ -139,7 +154,11 @@ def _run(args) -> int:
     if args.shard is not None and not exists(directory):  # before loading the model
         raise BatError(f"run --shard {args.shard[0]}/{args.shard[1]} needs a codebook in {directory}, made first by "
                        "`bat-w2v-kmeans fit` over the whole dataset (fit does not shard); then run the shards")
-    result = run_pipeline(dataset_from_args(args), _new_tokenizer(args), directory, k=args.k,
+    dataset = dataset_from_args(args)
+    calls = _calls(args, dataset)
+    tokenizer = _new_tokenizer(args)
+    tokenizer.calls = calls
+    result = run_pipeline(dataset, tokenizer, directory, k=args.k,
                           max_fit_frames=args.max_fit_frames, seed=args.seed, dedup=args.dedup, overwrite=args.overwrite,
                           options=run_options(args, "run"), shard=args.shard, tag=args.tag)
     if result.fitted:
@@ -214,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  help=f"also write the run-length form {REPRESENTATION}_<stem>.runs.npy: "
                                       "(token, frames) rows")
         add_time_expansion_arguments(command)
+        add_segments_arguments(command)
         if name == "encode":
             command.set_defaults(time_expansion=None)  # the codebook's
         command.set_defaults(handler=handlers[name])

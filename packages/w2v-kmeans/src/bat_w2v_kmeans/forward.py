@@ -137,7 +137,8 @@ class SampledRows(_ModelBatches):
         for row, (piece, count) in enumerate(zip(batch, counts)):
             owned, first = owned_frames(piece.meta, count, spf)
             offered = owned.stop - owned.start
-            keep, priorities = self.sample.wanted(self.keys[piece.file], first, offered)
+            key = self.keys[piece.file] if piece.clip is None else f"{self.keys[piece.file]}#{piece.clip.call_index}"
+            keep, priorities = self.sample.wanted(key, first, offered)
             owned_rows.append(row * frames + np.arange(owned.start, owned.stop))
             wanted_rows.append(row * frames + owned.start + keep)
             wanted.append((priorities, offered))

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from bat_core.audio import BLOCK_FRAMES, check_samples
+from bat_core.calls import CallPrepare, CallSelection
 from bat_core.dataset import Dataset, DatasetItem
 from bat_core.errors import AudioError, BatError
 from bat_core.kmeans import HashedSample, fit_kmeans
@@ -44,6 +45,7 @@ class W2VKMeansTokenizer:
         self.encoder = encoder
         self.expansion = expansion
         self.codebook: Codebook | None = None
+        self.calls: CallSelection | None = None  # per-call mode: encode (and fit on) these calls, not whole files
         if codebook is not None:
             self.use(codebook)
 
@@ -95,16 +97,21 @@ class W2VKMeansTokenizer:
         """Tokens per second of the original recording."""
         return self.encoder.sample_rate * conversion.time_expansion / self.encoder.samples_per_frame
 
-    def prepare(self) -> AudioPrepare:
-        """Recording -> normalised windows at the encoder's rate (runs in the decoding processes)."""
-        return self.encoder.prepare(self.expansion)
+    def prepare(self) -> AudioPrepare | CallPrepare:
+        """Recording (or each of its calls, in per-call mode) -> normalised windows at the encoder's rate (runs
+        in the decoding processes)."""
+        prepare = self.encoder.prepare(self.expansion)
+        if self.calls is None:
+            return prepare
+        return CallPrepare(prepare, self.calls, min_samples=self.encoder.pieces().min_length)
 
     def token_config(self, dedup: bool = False) -> dict:
         """Everything a token array depends on: its config hash decides what is stale."""
         codebook = self.require_codebook()
         return {"codebook": codebook.fingerprint(), "k": codebook.info.k, **self.encoder.settings(),
                 "time_expansion": self.expansion.describe(),
-                "band_hz": [self.expansion.band_low_hz, self.expansion.band_high_hz], "dedup": dedup}
+                "band_hz": [self.expansion.band_low_hz, self.expansion.band_high_hz], "dedup": dedup,
+                **({"calls": self.calls.settings()} if self.calls is not None else {})}
 
     # -- fit ----------------------------------------------------------------------------------------
     def new_sample(self, max_fit_frames: int, seed: int) -> HashedSample:
@@ -140,7 +147,8 @@ class W2VKMeansTokenizer:
             k=k, seed=seed, inertia=result.inertia, fit_frames=result.rows, frames_seen=sample.seen,
             max_fit_frames=max_fit_frames, data_fingerprint=data_fingerprint(items), files_given=len(items),
             files_done=len(done), failed_files=[[name, reason] for name, reason in failures],
-            extra={"iterations": result.iterations, "fit_seconds": time.perf_counter() - started}))
+            extra={"iterations": result.iterations, "fit_seconds": time.perf_counter() - started,
+                   **({"fitted_on_calls": {**self.calls.settings(), "calls": self.calls.calls}} if self.calls else {})}))
         return self.codebook
 
     # -- single recordings ----------------------------------------------------------------------------
