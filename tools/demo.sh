@@ -40,6 +40,8 @@ if [ -x "$bin/bat-vqvae" ]; then
   echo "== bat-vqvae: train on the demo mels, then encode"
   "$bin/bat-vqvae" train --root "$project" --steps "${BAT_DEMO_VQ_STEPS:-300}" --overwrite  # the demo retrains on each run
   "$bin/bat-vqvae" encode --root "$project"
+  echo "== bat-vqvae: encode each detected call alone (derived/calls/vqvae-calls.parquet, one row per call)"
+  "$bin/bat-vqvae" encode --root "$project" --segments detected
 fi
 
 if [ -x "$bin/bat-w2v-kmeans" ]; then
