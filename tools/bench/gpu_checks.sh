@@ -5,14 +5,18 @@
 #   2. w2v + k-means on 500 files x15: `run` (model load excluded) against the bare bf16 forward
 #      (target >= 50%) and against the naive per-file recipe (target >= 10x, on >= 30 min of audio);
 #   3. where the main process's time goes in the feeding run (cProfile, 8 workers);
-#   4. the demo (every CLI, --device auto = cuda) as a smoke test of the CUDA paths.
+#   4. the demo (every CLI, --device auto = cuda) as a smoke test of the CUDA paths;
+#   5. per_call: per-call vs whole-file encoding of the real recordings, base-size models (issue 12);
+#   6. vqvae_gpu: VQ-VAE training crops/s at the GPU defaults vs the naive recipe, with usage (issue 16).
 # Each part has its own time limit and log; a part that fails does not stop the others.
-#   tools/bench/gpu_checks.sh OUT_DIR [WHEEL_DIR]
+#   tools/bench/gpu_checks.sh OUT_DIR [WHEEL_DIR] [PARTS]
+# PARTS: comma-separated names of the parts to run (default: all of them).
 # WHEEL_DIR (default .whl): the bat-* wheels and the audio libraries the machine lacks, installed
 # into /tmp/site without an index. Real recordings: $BAT_SHARED_BATS (else the demo corpus is cycled).
 set -uo pipefail
-out=${1:?usage: gpu_checks.sh OUT_DIR [WHEEL_DIR]}
+out=${1:?usage: gpu_checks.sh OUT_DIR [WHEEL_DIR] [PARTS]}
 wheels=${2:-.whl}
+parts=${3:-feeding,w2v_kmeans,feeding_profile,demo,per_call,vqvae_gpu}
 mkdir -p "$out"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$wheels"/*.whl \
   || { echo "installing the wheels failed"; exit 1; }
@@ -28,6 +32,7 @@ export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH PYTHONUNBUFFERED=1 HF_HUB_D
 
 part() {  # $1 name, $2 seconds, rest: the command
   local name=$1 limit=$2; shift 2
+  case ",$parts," in *",$name,"*) ;; *) return 0 ;; esac
   echo "== $name (limit ${limit} s)"
   local started=$SECONDS
   timeout "$limit" "$@" >"$out/$name.txt" 2>&1
@@ -41,3 +46,5 @@ part feeding 100 python3 tools/bench/w2v_feeding.py --files 500 --workers-list 1
 part w2v_kmeans 180 python3 tools/bench/w2v_kmeans.py --files 500 --device cuda --json "$out/w2v_kmeans.json"
 part feeding_profile 60 python3 tools/bench/w2v_feeding.py --files 500 --workers-list 8 --device cuda --profile 30
 BAT_VENV=/tmp/site BAT_DEMO_VQ_STEPS=100 part demo 90 bash tools/demo.sh /tmp/gpu-demo
+part per_call 240 python3 tools/bench/per_call.py --device cuda --size base --workers 8
+[ -f tools/bench/vqvae_gpu.py ] && part vqvae_gpu 200 python3 tools/bench/vqvae_gpu.py --device cuda

@@ -280,12 +280,20 @@ def context_ms(text: str) -> float:
 
 
 def selection_from_args(args: argparse.Namespace, paths: ProjectPaths) -> CallSelection | None:
-    """The calls ``--segments`` names (checked before any work), or None for whole recordings."""
+    """The calls ``--segments`` names (checked before any work), or None for whole recordings. Boxes of
+    recordings the dataset does not list are said, once, and ignored."""
     if getattr(args, "segments", None) is None:
         return None
     from bat_core.calls import load_selection, resolve_segments
+    from bat_core.dataset import Dataset
 
-    return load_selection(resolve_segments(args.segments, paths), args.context_ms / 1000)
+    selection = load_selection(resolve_segments(args.segments, paths), args.context_ms / 1000)
+    known = {item.file_name for item in Dataset.from_paths(paths)}
+    unknown = sorted(set(selection.spans) - known)
+    if unknown:
+        print(f"warning: {len(unknown)} recording(s) of {selection.source} are not in {paths.annotations_csv} and are "
+              f"ignored (first: {unknown[0]})", file=sys.stderr)
+    return selection
 
 
 def cli_parser(prog: str, version: str, description: str) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
