@@ -316,6 +316,56 @@ def test_cli_rejects_a_bad_band(tmp_path):
     assert result.returncode == 2 and "LOW-HIGH" in result.stderr
 
 
+@pytest.mark.parametrize(("option", "value"), [
+    ("--merge-ms", "nan"), ("--merge-ms", "inf"), ("--merge-ms", "1e300"), ("--high-db", "1e300"), ("--low-db", "nan"),
+    ("--min-ms", "-1"), ("--max-ms", "inf"), ("--echo-db", "nan"), ("--detection-threshold", "nan"),
+    ("--max-seconds", "1e300"), ("--band", "15000-inf"), ("--band", "nan-120000")])
+def test_cli_refuses_non_finite_or_absurd_numbers_before_any_work(tmp_path, capsys, option, value):
+    from bat_core.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["segment", "--root", str(tmp_path), option, value])
+    assert exit_.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and option in errors[0] and value in errors[0], errors
+
+
+def test_cli_limits_are_the_detectors():
+    from bat_core.cli import SEGMENT_DEFAULTS, SEGMENT_LIMITS
+    from bat_core.segments.detector import MAX_DB, MAX_HZ, MAX_MS
+
+    assert SEGMENT_LIMITS == {"db": MAX_DB, "ms": MAX_MS, "hz": MAX_HZ}
+    defaults = DetectorParams()
+    assert SEGMENT_DEFAULTS == {"band": (defaults.band_low_hz, defaults.band_high_hz), "high_db": defaults.high_db,
+                                "low_db": defaults.low_db, "min_ms": defaults.min_ms, "max_ms": defaults.max_ms,
+                                "merge_ms": defaults.merge_ms, "echo_db": defaults.echo_db,
+                                "max_calls_per_second": defaults.max_calls_per_second}
+
+
+def test_cli_checks_the_reference_boxes_before_any_work(tmp_path, capsys):
+    """A missing or broken --evaluate table, a missing --scored-files list, or --scored-files alone: exit 2 at once,
+    nothing detected (before: checked only after the whole run, and --scored-files alone was ignored)."""
+    from bat_core.cli import main
+
+    root, _ = _project(tmp_path)
+    derived = tmp_path / "derived"
+    good = tmp_path / "calls.csv"
+    good.write_text("File Name,start_time_s,end_time_s\na_250k.wav,0.1,0.11\n")
+    broken = tmp_path / "broken.csv"
+    broken.write_text("File Name,start\na_250k.wav,0.1\n")
+    names = tmp_path / "names.txt"
+    names.write_text("quiet.wav\n")
+    cases = {"not found": ["--evaluate", str(tmp_path / "missing.csv")],
+             "missing column": ["--evaluate", str(broken)],
+             "needs --evaluate": ["--scored-files", str(names)],
+             "No such file": ["--evaluate", str(good), "--scored-files", str(tmp_path / "missing.txt")]}
+    for message, options in cases.items():
+        code = main(["segment", "--root", str(root), "--derived", str(derived), "-q", "--num-workers", "0", *options])
+        error = capsys.readouterr().err
+        assert code == 2 and message in error, (options, error)
+        assert not (derived / "segments").exists(), options
+
+
 def test_memory_does_not_grow_with_file_length(tmp_path):
     """Peak RSS of `bat-core segment` on a 60 s 384 kHz recording stays within 30 MB of a 5 s one."""
     from bat_core.testing import cli_peak_rss_mb, write_long_recording
