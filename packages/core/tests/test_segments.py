@@ -276,6 +276,28 @@ def test_project_run_writes_one_table_in_original_seconds_and_resumes(tmp_path):
     assert other.table_path != summary.table_path and summary.table_path.is_file(), "configurations live side by side"
 
 
+def test_the_table_follows_the_dataset_as_it_is_now(tmp_path):
+    """A file taken out of annotations.csv loses its calls from the folded table at the next run (before: kept), and a
+    file of the same name under another root sharing the --derived folder does not lend its calls."""
+    from bat_core.dataset import Dataset
+    from bat_core.runner import RunOptions
+    from bat_core.segments.command import segment_project
+    from bat_core.segments.table import read_boxes
+
+    root, onsets = _project(tmp_path)
+    options = RunOptions(workers=0, show_progress=False)
+    assert segment_project(Dataset.from_root(root), options=options).n_calls == 5
+    annotations = root / "data" / "annotations.csv"
+    table = pd.read_csv(annotations)
+    table[table["File Name"] != "b_500k.wav"].to_csv(annotations, index=False)
+    summary = segment_project(Dataset.from_root(root), options=options)
+    assert summary.n_calls == 2 and set(read_boxes(summary.table_path)["File Name"]) == {"a_250k.wav"}
+
+    # another root's a_250k.wav (silence), nothing selected to run: the first root's calls of that name are not its own
+    other = write_project(tmp_path / "other", {"a_250k.wav": (np.zeros(50_000, np.float32), 250_000)}, subtype="FLOAT")
+    assert segment_project(Dataset.from_root(other, root / "derived").select(limit=0), options=options).n_calls == 0
+
+
 def test_bad_files_are_failed_rows(tmp_path):
     from bat_core.dataset import Dataset
     from bat_core.runner import RunOptions
