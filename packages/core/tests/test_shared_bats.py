@@ -33,3 +33,19 @@ def test_mels_for_every_real_recording(tmp_path):
         mel = np.load(dataset.paths.derived / row.output_path)
         assert list(mel.shape) == json.loads(row.shape) and np.isfinite(mel).all()
     assert not (root / "derived").exists(), "nothing written into shared/"
+
+
+def test_call_boxes_of_every_real_recording_hold_their_peak(tmp_path):
+    """On the real recordings (before: 5 zero-width boxes, 15% of peaks outside their box): every box is at least
+    one FFT bin wide and holds its peak frequency."""
+    from bat_core.segments.command import segment_project
+    from bat_core.segments.table import read_boxes
+
+    root = require_shared_bats()
+    summary = segment_project(Dataset.from_root(root, derived=tmp_path / "derived"),
+                              options=RunOptions(workers=0, show_progress=False))
+    assert (summary.run.done, summary.run.failed) == (91, 0) and summary.n_calls > 100
+    boxes = read_boxes(summary.table_path)
+    assert (boxes.high_freq_hz - boxes.low_freq_hz >= 999).all()  # a bin is 1-1.01 kHz (1 ms frames)
+    assert boxes.peak_freq_hz.between(boxes.low_freq_hz, boxes.high_freq_hz).all()
+    assert not (root / "derived").exists(), "nothing written into shared/"

@@ -14,6 +14,7 @@ from bat_core.cli_common import (
     add_command,
     add_common_arguments,
     add_time_expansion_arguments,
+    bounded_float,
     cli_main,
     cli_parser,
     dataset_from_args,
@@ -27,10 +28,13 @@ from bat_core.cli_common import (
 
 # Detector defaults, written here so that --help needs no numpy (bat_core.segments.DetectorParams holds the same values).
 SEGMENT_DEFAULTS = {"band": (15_000.0, 120_000.0), "high_db": 13.0, "low_db": 10.0, "min_ms": 1.0, "max_ms": 80.0,
-                    "merge_ms": 3.0, "max_calls_per_second": 100}
+                    "merge_ms": 3.0, "echo_db": 8.0, "max_calls_per_second": 250}
+# ... and its bounds (MAX_DB, MAX_MS, MAX_HZ there), so a NaN, infinite or absurd setting is refused at parse time.
+SEGMENT_LIMITS = {"db": 150.0, "ms": 60_000.0, "hz": 10e6}
 
 # batdetect2 defaults (bat_core.segments.batdetect2 holds the same values; importing it needs no torch).
 BATDETECT2_DEFAULTS = {"detection_threshold": 0.3, "max_seconds": 600.0}
+MAX_SECONDS_LIMIT = 1e6  # --max-seconds: 11 days, far past any recording
 
 # Mel defaults, written here so that --help needs no numpy (bat_core.mels.MelConfig holds the same values).
 MEL_DEFAULTS = {"sample_rate": 48_000, "n_fft": 1024, "hop_length": 256, "n_mels": 128, "fmin": 500.0}
@@ -85,8 +89,9 @@ def band_range(text: str) -> tuple[float, float]:
         band = (float(low), float(high))
     except ValueError:
         band = None
-    if not sep or band is None or not 0 <= band[0] < band[1]:
-        raise argparse.ArgumentTypeError(f"takes LOW-HIGH in Hz with 0 <= LOW < HIGH (e.g. 15000-120000), got {text!r}")
+    if not sep or band is None or not 0 <= band[0] < band[1] <= SEGMENT_LIMITS["hz"]:
+        raise argparse.ArgumentTypeError(f"takes LOW-HIGH in Hz with 0 <= LOW < HIGH <= {SEGMENT_LIMITS['hz']:g} "
+                                         f"(e.g. 15000-120000), got {text!r}")
     return band
 
 
@@ -104,15 +109,26 @@ def _segment_detector(args: argparse.Namespace):
 
         return DetectorParams(band_low_hz=args.band[0], band_high_hz=args.band[1], high_db=args.high_db,
                               low_db=args.low_db, min_ms=args.min_ms, max_ms=args.max_ms, merge_ms=args.merge_ms,
-                              max_calls_per_second=args.max_calls_per_second)
+                              echo_db=args.echo_db, max_calls_per_second=args.max_calls_per_second)
     except ValueError as error:
         raise DatasetError(f"detector settings: {error}") from error
 
 
 def _segment(args: argparse.Namespace) -> int:
+    from bat_core.errors import DatasetError
     from bat_core.segments.command import segment_project
 
     params = _segment_detector(args)
+    if args.scored_files and not args.evaluate:
+        raise DatasetError("--scored-files needs --evaluate CALLS.csv: it names more files to score against those boxes")
+    scored = None
+    if args.evaluate:  # before any work: a missing or broken reference should not wait for the whole run to be said
+        from bat_core.segments.scoring import assignment_solver
+        from bat_core.segments.table import read_boxes
+
+        assignment_solver()
+        read_boxes(args.evaluate)
+        scored = _read_names(args.scored_files) if args.scored_files else None
     dataset = dataset_from_args(args)
     summary = segment_project(dataset, params, overwrite=args.overwrite, options=run_options(args, "segment"),
                               shard=args.shard)
@@ -122,7 +138,6 @@ def _segment(args: argparse.Namespace) -> int:
     if args.evaluate:
         from bat_core.segments.command import score_segments
 
-        scored = _read_names(args.scored_files) if args.scored_files else None
         scores, unscored = score_segments(dataset, params, args.evaluate, scored)
         scored_count = len(scores.per_file)
         print(f"against {args.evaluate} ({scored_count} file(s) scored, {int(scores.per_file.references.sum())} "
@@ -142,6 +157,8 @@ def _read_names(path: str) -> list[str]:
         return [line.strip() for line in open(path, encoding="utf-8") if line.strip()]
     except OSError as error:
         raise DatasetError(f"--scored-files {path}: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"--scored-files {path}: not UTF-8 text (one File Name per line): {error}") from error
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -230,33 +247,39 @@ def build_parser() -> argparse.ArgumentParser:
                               "derived/segments/batdetect2-<config hash>.parquet, beside the band-energy ones")
     b = BATDETECT2_DEFAULTS
     trained = segment.add_argument_group("batdetect2 (with --detector batdetect2)")
-    trained.add_argument("--detection-threshold", type=float, default=b["detection_threshold"],
+    trained.add_argument("--detection-threshold", type=bounded_float(0.0, 1.0), default=b["detection_threshold"],
                          help=f"keep boxes whose det_prob reaches this (default: {b['detection_threshold']:g}, the threshold of "
                               "batdetect2's README and of shared/bats/calls.csv; its API default 0.01 keeps noise)")
-    trained.add_argument("--max-seconds", type=positive_float, default=b["max_seconds"],
+    trained.add_argument("--max-seconds", type=bounded_float(0.0, MAX_SECONDS_LIMIT, above_low=True), default=b["max_seconds"],
                          help=f"longer files are failed rows: batdetect2 decodes a whole file and a 256 kHz copy in memory "
                               f"(default: {b['max_seconds']:g})")
     detector = segment.add_argument_group("band-energy detector (defaults measured on synthetic calls in noise and on shared/bats)")
     d = SEGMENT_DEFAULTS
+    decibels = bounded_float(0.0, SEGMENT_LIMITS["db"], above_low=True)
+    milliseconds = bounded_float(0.0, SEGMENT_LIMITS["ms"])
     detector.add_argument("--band", type=band_range, default=d["band"], metavar="LOW-HIGH",
                           help="band searched, Hz, clipped at each file's Nyquist (default: 15000-120000, where bat "
                                "calls are; the manifest records a cut band)")
-    detector.add_argument("--high-db", type=positive_float, default=d["high_db"],
+    detector.add_argument("--high-db", type=decibels, default=d["high_db"],
                           help=f"a call reaches this far over the noise floor somewhere (default: {d['high_db']:g}; "
                                "pure pink noise peaks near 11.5 dB in 30 s, so fewer is false alarms)")
-    detector.add_argument("--low-db", type=positive_float, default=d["low_db"],
+    detector.add_argument("--low-db", type=decibels, default=d["low_db"],
                           help=f"a call extends while this far over the floor (default: {d['low_db']:g}; lower lets "
                                "noise frames stretch calls)")
-    detector.add_argument("--min-ms", type=float, default=d["min_ms"],
-                          help=f"shorter events are dropped (default: {d['min_ms']:g}, one frame)")
-    detector.add_argument("--max-ms", type=positive_float, default=d["max_ms"],
+    detector.add_argument("--min-ms", type=milliseconds, default=d["min_ms"],
+                          help=f"shorter events, to the nearest frame, are dropped (default: {d['min_ms']:g}, one frame)")
+    detector.add_argument("--max-ms", type=bounded_float(0.0, SEGMENT_LIMITS["ms"], above_low=True), default=d["max_ms"],
                           help=f"longer events are split (default: {d['max_ms']:g}: long CF calls fit)")
-    detector.add_argument("--merge-ms", type=float, default=d["merge_ms"],
-                          help=f"calls closer than this are one, so a close echo stays in its call's box "
-                               f"(default: {d['merge_ms']:g}; 5 and 8 agreed less with batdetect2 on shared/bats)")
+    detector.add_argument("--merge-ms", type=milliseconds, default=d["merge_ms"],
+                          help=f"a call closer than this behind another, and --echo-db weaker, is its echo and joins its "
+                               f"box (default: {d['merge_ms']:g}; 5 and 8 agreed less with batdetect2 on shared/bats)")
+    detector.add_argument("--echo-db", type=bounded_float(0.0, SEGMENT_LIMITS["db"]), default=d["echo_db"],
+                          help=f"how much weaker than a call a later one within --merge-ms must be to be its echo "
+                               f"(default: {d['echo_db']:g}; echoes are ~10-20 dB weaker, the calls of a feeding buzz "
+                               "alike, so they stay apart)")
     detector.add_argument("--max-calls-per-second", type=positive_int, default=d["max_calls_per_second"],
                           help=f"at most this many calls (the strongest) per second of audio (default: "
-                               f"{d['max_calls_per_second']}: a feeding buzz reaches ~200/s but its calls are under 1 ms)")
+                               f"{d['max_calls_per_second']}: a feeding buzz reaches ~200/s)")
     scoring = segment.add_argument_group("scoring against reference boxes (needs bat-core[evaluate] for scipy)")
     scoring.add_argument("--evaluate", metavar="CALLS.csv", default=None,
                          help="after the run, match this configuration's calls one to one (Hungarian) to reference "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import math
 import os
 import re
 import sys
@@ -65,6 +66,24 @@ def positive_float(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
     return value
+
+
+def bounded_float(low: float, high: float, *, above_low: bool = False) -> Callable[[str], float]:
+    """An argument type taking a finite number in ``[low, high]`` (``(low, high]`` with ``above_low``): NaN, inf
+    and absurd values (1e300 dB) are usage errors at parse time, not a run whose every file then fails."""
+    what = f"a number {'>' if above_low else '>='} {low:g} and <= {high:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if not (math.isfinite(value) and (value > low if above_low else value >= low) and value <= high):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    parse.__name__ = "number"  # argparse names the type in some messages
+    return parse
 
 
 def fraction(text: str) -> float:

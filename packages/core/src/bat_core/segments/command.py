@@ -182,11 +182,26 @@ def segment_project(dataset: Dataset, detection: Detection = DetectorParams(), *
     run = run_to_store(dataset, store, detector.prepare(), lambda item, output: CallsAssembler(output, detector.columns),
                        options=options, overwrite=overwrite)
     table_path = segments_path(dataset.paths, detector)
-    return fold_segments(store, table_path, run)
+    return fold_segments(store, table_path, run, current_fingerprints(Dataset.from_paths(dataset.paths)))
 
 
-def fold_segments(store: RepresentationStore, table_path: Path, run: RunSummary) -> SegmentSummary:
-    """Every ok file's calls (this run's and earlier runs', other shards' too) into one box table."""
+def current_fingerprints(dataset: Dataset) -> dict[str, str]:
+    """File name -> fingerprint of every file of the project's annotations now (all of them, whatever this run
+    selected); a file gone from disk has none."""
+    fingerprints = {}
+    for item in dataset:
+        try:
+            fingerprints[item.file_name] = item.fingerprint()
+        except OSError:
+            pass
+    return fingerprints
+
+
+def fold_segments(store: RepresentationStore, table_path: Path, run: RunSummary,
+                  fingerprints: dict[str, str]) -> SegmentSummary:
+    """The calls of every ok file (this run's and earlier runs', other shards' too) that is in the dataset now, as it
+    is now (``fingerprints``), into one box table: a file taken out of annotations.csv, changed since its row was
+    written, or of the same name under another root sharing this --derived, has no calls in it."""
     from bat_core.locks import exclusive
     from bat_core.segments.table import segments_frame, write_segments
 
@@ -196,6 +211,8 @@ def fold_segments(store: RepresentationStore, table_path: Path, run: RunSummary)
         per_file: dict[str, np.ndarray] = {}
         seconds = seconds_in_calls = 0.0
         for row in manifest[manifest.status == "ok"].itertuples():
+            if fingerprints.get(row.file_name) != row.source_fingerprint:
+                continue
             output = Path(row.output_path)
             output = output if output.is_absolute() else store.paths.derived / output
             if not output.is_file():

@@ -7,12 +7,17 @@ and divided by a per-bin noise floor: the median over a few seconds, kept as a r
 per-block medians so memory does not grow with the file. A bin's SNR competes with its least SNR
 over the last ``integrate_frames`` frames times ``integrate_gain`` (a CF or QCF call holds its bins
 for several frames, noise does not: the gain gives both statistics the same false-alarm rate on pink
-noise), and a frame's score is its largest bin SNR within the band. A frame whose energy sits in one
-eighth of it (``click_crest``) is a click, broadband and under ~0.3 ms, and scores nothing.
+noise), and a frame's score is its largest bin SNR within the band. A click is short (under ~0.5 ms)
+and broadband; a bat call, however loud and short, is narrowband at each instant (an FM sweep or a
+tone). So a frame whose energy sits in one eighth of it (``click_crest``) is a click only if that
+eighth's spectrum is spread (its strongest three neighbouring in-band bins hold under ``click_share``
+of its power); a click scores nothing. Loudness plays no part.
 Hysteresis: a call holds at least one frame ``high_db`` over the floor and extends over neighbouring
-frames above ``low_db``; calls closer than ``merge_ms`` are one (an echo a few ms behind a call
-belongs to its box); calls shorter than ``min_ms`` are dropped, longer than ``max_ms`` split; at
-most ``max_calls_per_second`` (the strongest) per second.
+frames above ``low_db``. Events apart by one quiet frame are one; events closer than ``merge_ms``
+are one when the later is ``echo_db`` weaker than the call so far (an echo a few ms behind a call
+belongs to its box, while the calls of a feeding buzz, ~5 ms apart and alike, stay apart); calls
+shorter than ``min_ms`` (to the nearest frame) are dropped, longer than ``max_ms`` split; at most
+``max_calls_per_second`` (the strongest) per second.
 
 Calls crossing a block boundary are handled by carrying the per-frame features of the call
 still open (bounded by ``max_ms``) into the next block.
@@ -22,12 +27,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 DETECTOR_NAME = "band_energy"
-DETECTOR_VERSION = 2
+DETECTOR_VERSION = 3  # 3: clicks must be broadband, min_ms to the nearest frame, echo-aware merging, consistent boxes
 
 # Columns of a call, in the order of the per-file arrays the store keeps.
 CALL_COLUMNS = ("start_time_s", "end_time_s", "low_freq_hz", "high_freq_hz", "peak_freq_hz", "score")
@@ -35,6 +40,10 @@ CALL_COLUMNS = ("start_time_s", "end_time_s", "low_freq_hz", "high_freq_hz", "pe
 # samples per push, for the command and detect_calls alike (the noise floor keeps one median per block, so both cut
 # a recording the same way to agree call for call): 0.17-0.34 s at 192-384 kHz; 4x longer ran no faster
 BLOCK_SAMPLES = 1 << 16
+MAX_DB = 150.0  # thresholds over the noise floor: past 24-bit audio's whole range (144 dB) nothing can cross them
+MAX_HZ = 10e6  # band edges: past any recording's Nyquist (a higher edge is clipped there anyway)
+MAX_MS = 60_000.0  # durations: a minute is far past any call, merge gap or frame
+_ECHO_RANGE = np.float32(1e3)  # 30 dB: echoes are 10-20 dB under their call (the protocol's, the demo's, the field's)
 _QUIET_FLOOR = 1e-10  # per-sample variance of -100 dBFS noise: the floor of a digitally silent stretch
 
 
@@ -49,28 +58,44 @@ class DetectorParams:
     min_ms: float = 1.0
     max_ms: float = 80.0  # longer events (rain, a constant tone) are split into pieces this long
     merge_ms: float = 3.0
-    max_calls_per_second: int = 100
+    echo_db: float = 8.0  # an event within merge_ms of a call merges into it when this much weaker (an echo: 9-20 dB)
+    max_calls_per_second: int = 250  # a feeding buzz reaches ~200 calls/s
     frame_ms: float = 1.0  # FFT length: 384 samples at 384 kHz, 1 kHz bins
     hop_ms: float = 1.0  # frames do not overlap: half the FFT work of a 0.5 ms hop
     floor_seconds: float = 3.0  # span of the running median noise floor
     integrate_frames: int = 3  # a bin's least SNR over this many frames (a CF/QCF call holds its bins) ...
     integrate_gain: float = 2.9  # ... times this competes with the one-frame SNR for the frame's score: 2.9 (4.6 dB)
     # puts the 3-frame least SNR's 1e-4 quantile on pink noise where the one-frame SNR's is (6.2 vs 10.8 dB)
-    click_crest: float = 3.0  # a frame whose high-passed energy peaks this far over its mean in one eighth is a click (0: off)
+    click_crest: float = 3.0  # a frame whose energy peaks this far over its mean in one eighth is a click candidate (0: off) ...
+    click_share: float = 0.85  # ... and a click if its three strongest neighbouring in-band bins of that eighth hold less
+    # than this share of its power: the protocol's clicks (over pink or quiet noise, 192-500 kHz) reach at most 0.80,
+    # loud 1-2 ms FM calls' crest frames have a median of 0.99
 
     def __post_init__(self):
+        for name, value in asdict(self).items():
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
+        for name in ("high_db", "low_db", "echo_db"):
+            if not 0 <= getattr(self, name) <= MAX_DB:
+                raise ValueError(f"need 0 <= {name} <= {MAX_DB:g} dB, got {getattr(self, name):g}")
+        for name in ("min_ms", "max_ms", "merge_ms", "frame_ms", "hop_ms"):
+            if getattr(self, name) > MAX_MS:
+                raise ValueError(f"need {name} <= {MAX_MS:g} ms, got {getattr(self, name):g}")
+        for name in ("band_low_hz", "band_high_hz"):
+            if getattr(self, name) > MAX_HZ:
+                raise ValueError(f"need {name} <= {MAX_HZ:g} Hz, got {getattr(self, name):g}")
         if not 0 <= self.band_low_hz < self.band_high_hz:
             raise ValueError(f"need 0 <= band low < band high, got {self.band_low_hz:g}-{self.band_high_hz:g} Hz")
         if not self.low_db <= self.high_db:
             raise ValueError(f"need low_db <= high_db, got {self.low_db:g} and {self.high_db:g}")
         if not 0 <= self.min_ms <= self.max_ms or self.max_ms <= 0:
             raise ValueError(f"need 0 <= min_ms <= max_ms and max_ms > 0, got {self.min_ms:g} and {self.max_ms:g}")
-        if self.merge_ms < 0 or self.max_calls_per_second < 1:
-            raise ValueError("need merge_ms >= 0 and max_calls_per_second >= 1")
+        if self.merge_ms < 0 or self.echo_db < 0 or self.max_calls_per_second < 1:
+            raise ValueError("need merge_ms >= 0, echo_db >= 0 and max_calls_per_second >= 1")
         if not 0 < self.hop_ms <= self.frame_ms or self.floor_seconds <= 0:
             raise ValueError("need 0 < hop_ms <= frame_ms and floor_seconds > 0")
-        if self.integrate_frames < 1 or self.integrate_gain <= 0 or self.click_crest < 0:
-            raise ValueError("need integrate_frames >= 1, integrate_gain > 0 and click_crest >= 0")
+        if self.integrate_frames < 1 or self.integrate_gain <= 0 or self.click_crest < 0 or not 0 < self.click_share <= 1:
+            raise ValueError("need integrate_frames >= 1, integrate_gain > 0, click_crest >= 0 and 0 < click_share <= 1")
 
 
 @dataclass(frozen=True)
@@ -140,15 +165,24 @@ class StreamingDetector:
 
     def __init__(self, sample_rate: int, params: DetectorParams | None = None):
         self.params = params or DetectorParams()
-        self.geometry = Geometry.of(self.params, int(sample_rate))
+        self.geometry = Geometry.of(self.params, checked_rate(sample_rate))
         g = self.geometry
         self.window = np.hanning(g.n_fft + 2)[1:-1].astype(np.float32)  # no zero end points: every sample counts
+        eighth = g.n_fft // 8
+        self._eighth_window = np.hanning(eighth + 2)[1:-1]
+        eighth_hz = np.fft.rfftfreq(eighth, 1 / g.sample_rate)
+        widened = g.sample_rate / eighth  # one bin either side, so a narrow band still holds three bins
+        in_band = np.flatnonzero((eighth_hz >= g.band_low_hz - widened) & (eighth_hz <= g.band_high_hz + widened))
+        self._eighth_band = slice(max(1, int(in_band[0])), int(in_band[-1]) + 1)
         self.quiet_floor = np.float32(_QUIET_FLOOR * 3 * float(np.sum(self.window.astype(np.float64) ** 2)))
         self.frame_seconds = g.hop / g.sample_rate
         self.low_ratio = np.float32(10 ** (self.params.low_db / 10))
         self.high_ratio = np.float32(10 ** (self.params.high_db / 10))
         self.merge_frames = max(0, math.ceil(self.params.merge_ms / 1000 / self.frame_seconds))
+        self.echo_ratio = 10 ** (self.params.echo_db / 10)
         self.max_frames = max(1, round(self.params.max_ms / 1000 / self.frame_seconds))
+        # to the nearest frame (a frame is 0.99 ms at 250 kHz: a one-frame call is 1 ms, not shorter)
+        self.min_frames = max(1, math.floor((self.params.min_ms / 1000 * g.sample_rate - g.n_fft) / g.hop + 1.5))
         self._remainder = np.zeros(0, np.float32)
         self._medians: deque[tuple[np.ndarray, int]] = deque()
         self._median_frames = 0
@@ -227,7 +261,7 @@ class StreamingDetector:
             above = ratio[active] >= self.low_ratio
             low[active] = above.argmax(axis=1)
             high[active] = above.shape[1] - 1 - above[:, ::-1].argmax(axis=1)
-            band_power = power[active, 1:-1]
+            band_power = np.where(above, power[active, 1:-1], np.float32(-1))  # the peak is one of the call's bins
             peak[active] = band_power.argmax(axis=1)
             peak_power[active] = band_power.max(axis=1)
         self.frames += len(frames)
@@ -235,12 +269,30 @@ class StreamingDetector:
         return self._settle(final=False)
 
     def _clicks(self, frames: np.ndarray) -> np.ndarray:
-        """Frames dominated by an impulse: the energy of one eighth of the frame is ``click_crest`` times the
-        frame's mean eighth (a call lasts 1 ms or more and spreads over a frame or two, a click 0.3 ms or less).
-        The signal is not high-passed: that would weigh an FM call's high start like a click."""
+        """Frames holding a click: short and broadband. Short: the energy of one eighth of the frame is
+        ``click_crest`` times the frame's mean eighth (a click lasts 0.3 ms or less). Broadband: that eighth's
+        strongest three neighbouring in-band bins hold under ``click_share`` of its power, DC aside (a click is
+        white, and its power outside the band counts against it as much as its spread inside). A call's onset or
+        end, or a whole loud 1 ms call, can be as short in a frame, but an eighth of it (~0.12 ms, about the window
+        over which the steepest FM sweep, ~100 kHz/ms, is narrowest) is a tone: three bins hold ~all of it."""
         eighth = frames.shape[1] // 8
-        energy = np.square(frames[:, : 8 * eighth]).reshape(len(frames), 8, eighth).sum(axis=2)
-        return energy.max(axis=1) * np.float32(8) > np.float32(self.params.click_crest) * (energy.sum(axis=1) + np.float32(1e-30))
+        parts = frames[:, : 8 * eighth].reshape(len(frames), 8, eighth)
+        energy = np.square(parts).sum(axis=2)
+        short = np.flatnonzero(energy.max(axis=1) * np.float32(8)
+                               > np.float32(self.params.click_crest) * (energy.sum(axis=1) + np.float32(1e-30)))
+        clicks = np.zeros(len(frames), bool)
+        if len(short) == 0:
+            return clicks
+        loudest = parts[short, energy[short].argmax(axis=1)]
+        spectrum = np.fft.rfft(loudest * self._eighth_window, axis=1)
+        power = np.square(spectrum.real) + np.square(spectrum.imag)
+        band = power[:, self._eighth_band]
+        if band.shape[1] < 3:  # an eighth too short to tell a tone from a click (rates under ~50 kHz): crest alone
+            clicks[short] = True
+            return clicks
+        strongest = (band[:, :-2] + band[:, 1:-1] + band[:, 2:]).max(axis=1)
+        clicks[short] = strongest < self.params.click_share * (power[:, 1:].sum(axis=1) + 1e-30)
+        return clicks
 
     def _floor(self, smoothed: np.ndarray) -> np.ndarray:
         """Median over the last ``floor_seconds``: the median of the per-block medians in that span."""
@@ -264,9 +316,7 @@ class StreamingDetector:
         if len(active) == 0:
             f.drop(n)
             return []
-        breaks = np.flatnonzero(np.diff(active) > self.merge_frames + 1)  # gaps of merge_frames or more quiet frames
-        starts = np.concatenate([[active[0]], active[breaks + 1]])
-        ends = np.concatenate([active[breaks], [active[-1]]])  # inclusive
+        starts, ends = self._groups(active)
         keep_from = n
         if not final and ends[-1] + self.merge_frames + 1 > n - 1:
             # the last group may still grow; bound it (a never-ending event is cut at twice max_ms)
@@ -276,6 +326,29 @@ class StreamingDetector:
         calls = [call for start, end in zip(starts, ends) for call in self._group_calls(int(start), int(end))]
         f.drop(keep_from)
         return calls
+
+    def _groups(self, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First and last frames (inclusive) of the events the active frames make: runs apart by at most one quiet
+        frame are one event; a later run within ``merge_frames`` joins the event when ``echo_db`` weaker than it (an
+        echo), if it reaches ``high_db`` or is within ``_ECHO_RANGE`` of it (a run under high_db that much weaker than
+        a loud call is a noise blip: it would only stretch the box)."""
+        run_gap = min(1, self.merge_frames)
+        breaks = np.flatnonzero(np.diff(active) > run_gap + 1)
+        run_starts = np.concatenate([[active[0]], active[breaks + 1]])
+        run_ends = np.concatenate([active[breaks], [active[-1]]])
+        if self.merge_frames <= run_gap or len(run_starts) == 1:
+            return run_starts, run_ends
+        peaks = np.maximum.reduceat(self._features.score, run_starts)
+        starts, ends, peak = [int(run_starts[0])], [int(run_ends[0])], float(peaks[0])
+        for start, end, run_peak in zip(run_starts[1:].tolist(), run_ends[1:].tolist(), peaks[1:].tolist()):
+            echo = run_peak <= peak / self.echo_ratio and (run_peak >= self.high_ratio or run_peak * _ECHO_RANGE >= peak)
+            if start - ends[-1] - 1 <= self.merge_frames and echo:
+                ends[-1] = end
+            else:
+                starts.append(start)
+                ends.append(end)
+                peak = run_peak
+        return np.array(starts), np.array(ends)
 
     def _group_calls(self, start: int, end: int) -> list[np.ndarray]:
         f = self._features
@@ -294,13 +367,14 @@ class StreamingDetector:
         first, last = f.start + start, f.start + end
         start_s = first * g.hop / g.sample_rate
         end_s = min((last * g.hop + g.n_fft) / g.sample_rate, max(self.samples, 1) / g.sample_rate)
-        if (end_s - start_s) * 1000 < self.params.min_ms:
+        if end - start + 1 < self.min_frames:
             return None
         span = slice(start, end + 1)
         active = f.low[span] >= 0
         strongest = int(np.argmax(np.where(active, f.peak_power[span], -1)))
         low_bin, high_bin = f.low[span][active].min(), f.high[span][active].max()
-        low_hz, high_hz, peak_hz = g.bin_hz([low_bin, high_bin, f.peak[span][strongest]])
+        # a bin stands for the half-bin either side of it, so a box is at least one bin wide; the peak is one of its bins
+        low_hz, high_hz, peak_hz = g.bin_hz([low_bin - 0.5, high_bin + 0.5, f.peak[span][strongest]])
         score_db = 10 * math.log10(max(float(f.score[span].max()), 1e-30))
         return np.array([start_s, end_s, low_hz, high_hz, peak_hz, score_db])
 
@@ -323,6 +397,17 @@ class StreamingDetector:
             strongest = np.sort(np.argsort(-calls[:, 5], kind="stable")[:cap])
             calls = calls[strongest]
         return calls
+
+
+def checked_rate(sample_rate) -> int:
+    """The sample rate as an int, or a ValueError naming it (0, negative, NaN or fractional rates mean a caller's slip)."""
+    try:
+        rate = float(sample_rate)
+    except (TypeError, ValueError):
+        rate = math.nan
+    if not (math.isfinite(rate) and rate >= 1 and rate == int(rate)):
+        raise ValueError(f"sample_rate must be a positive whole number of samples per second, got {sample_rate!r}")
+    return int(rate)
 
 
 def _median_rows(values: np.ndarray) -> np.ndarray:

@@ -131,6 +131,15 @@ def _pair_costs(det: pd.DataFrame, ref: pd.DataFrame, criterion: str, onset_tole
     return iou >= iou_threshold - _EPSILON, 1 - iou
 
 
+def assignment_solver():
+    """scipy's ``linear_sum_assignment``, or a MissingExtraError saying how to get it (asked before a run that scores)."""
+    try:
+        from scipy.optimize import linear_sum_assignment
+    except ImportError as error:
+        raise MissingExtraError("scoring detections needs scipy: pip install 'bat-core[evaluate]'") from error
+    return linear_sum_assignment
+
+
 def match_boxes(det: pd.DataFrame, ref: pd.DataFrame, criterion: str, *, onset_tolerance_s: float = 0.010,
                 iou_threshold: float = 0.5) -> list[tuple[int, int]]:
     """Positional (detection, reference) pairs of a maximum one-to-one matching of one file's boxes."""
@@ -138,10 +147,7 @@ def match_boxes(det: pd.DataFrame, ref: pd.DataFrame, criterion: str, *, onset_t
         raise ValueError(f"unknown criterion {criterion!r}; known: {CRITERIA}")
     if det.empty or ref.empty:
         return []
-    try:
-        from scipy.optimize import linear_sum_assignment
-    except ImportError as error:
-        raise MissingExtraError("scoring detections needs scipy: pip install 'bat-core[evaluate]'") from error
+    linear_sum_assignment = assignment_solver()
     allowed, tie_break = _pair_costs(det, ref, criterion, onset_tolerance_s, iou_threshold)
     if not allowed.any():
         return []
