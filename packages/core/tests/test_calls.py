@@ -59,7 +59,7 @@ def _run(dataset: Dataset, selection, min_samples: int = 1, overwrite: bool = Fa
                                   min_samples=min_samples, empty=np.zeros(0, dtype=np.float32))
     summary = run_to_store(list(dataset), store, prepare, assembler, options=RunOptions(workers=0, show_progress=False),
                            overwrite=overwrite)
-    write_calls_table(dataset.paths, "raw-calls", [item.file_name for item in dataset])
+    write_calls_table(store)
     return summary
 
 
@@ -156,3 +156,44 @@ def test_per_call_tag_keeps_whole_file_outputs_apart():
     assert per_call_tag(None) is None and per_call_tag("k64") == "k64"
     assert per_call_tag(None, per_call=True) == "calls" and per_call_tag("k64", per_call=True) == "k64-calls"
     assert per_call_tag("calls", per_call=True) == "calls"
+
+
+def test_the_folded_table_holds_every_current_call_whatever_subset_a_run_covered(tmp_path):
+    dataset = _ramp_project(tmp_path / "p")
+    first = _boxes(tmp_path / "b.csv", [("r0.wav", 0.1, 0.11), ("r1.wav", 0.1, 0.11), ("r2.wav", 0.1, 0.11)])
+    _run(dataset, load_selection(first))
+    path = calls_table_path(dataset.paths, "raw-calls")
+    assert len(pd.read_parquet(path)) == 3
+    _run(dataset.select(limit=1), load_selection(first))  # a subset rerun: all skipped, the table stays whole
+    assert len(pd.read_parquet(path)) == 3
+    second = _boxes(tmp_path / "c.csv", [("r0.wav", 0.2, 0.21)])
+    _run(dataset.select(limit=1), load_selection(second))  # r0 redone with another table: r1, r2 are stale now
+    assert list(zip(pd.read_parquet(path)["File Name"], pd.read_parquet(path).start_time_s)) == [("r0.wav", 0.2)]
+    import pyarrow.parquet as pq
+
+    assert pq.read_schema(path).field("values").type.value_type == "float"  # float32 stays float32
+
+
+def test_reserved_tags_huge_indices_and_unmatched_tables_are_refused(tmp_path):
+    import argparse
+
+    from bat_core.cli_common import selection_from_args
+    from bat_core.errors import BatError
+
+    with pytest.raises(BatError, match="kept for per-call runs"):
+        per_call_tag("x-calls")
+    big = tmp_path / "big.csv"
+    pd.DataFrame({"File Name": ["r0.wav"], "call_index": [2**60], "start_time_s": [0.1], "end_time_s": [0.2]}).to_csv(
+        big, index=False)
+    with pytest.raises(DatasetError, match="call_index must be whole numbers"):
+        load_selection(big)
+    dataset = _ramp_project(tmp_path / "p")
+    other = _boxes(tmp_path / "other.csv", [("elsewhere/r0.wav", 0.1, 0.11)])
+    args = argparse.Namespace(segments=other, context_ms=None)
+    with pytest.raises(DatasetError, match="no box of .* belongs to a recording"):
+        selection_from_args(args, dataset.paths)
+    with pytest.raises(DatasetError, match="--context-ms is for per-call runs"):
+        selection_from_args(argparse.Namespace(segments=None, context_ms=3.0), dataset.paths)
+    mixed = _boxes(tmp_path / "mixed.csv", [("r0.wav", 0.1, 0.11), ("elsewhere.wav", 0.1, 0.11)])
+    selection = selection_from_args(argparse.Namespace(segments=mixed, context_ms=None), dataset.paths)
+    assert selection.context_s == 0.005 and set(selection.spans) == {"r0.wav", "elsewhere.wav"}

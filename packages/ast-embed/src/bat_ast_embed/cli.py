@@ -58,6 +58,8 @@ def _embed(args: argparse.Namespace) -> int:
         raise BatError(str(error)) from error
     dataset = dataset_from_args(args)
     calls = selection_from_args(args, dataset.paths)  # checked before the model loads
+    if calls is not None and args.sequence:
+        raise BatError("--sequence is for whole recordings; per call (--segments) each call gives one embedding")
     try:
         embedder = ASTEmbedder.from_pretrained(config=config, device=args.device, precision=args.precision)
     except ValueError as error:

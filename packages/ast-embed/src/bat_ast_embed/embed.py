@@ -75,6 +75,5 @@ def embed_dataset(
     summary = run_to_store(dataset, store, prepare, assembler, embedder.encoder(batch_size), options=options,
                            overwrite=overwrite)
     if calls is not None:
-        write_calls_table(dataset.paths, store.representation,
-                          None if shard is not None else [item.file_name for item in dataset])
+        write_calls_table(store)
     return summary

@@ -10,8 +10,10 @@ what the strategy makes of a recording that is that span. A file's output is its
 one after another along axis 0, plus ``<output>.calls.npy``: one row per call, ``INDEX_COLUMNS``
 (times in seconds of the original recording). Manifest rows stay per file.
 
-``write_calls_table`` folds a run into ``derived/calls/<representation>.parquet``, one row per
-call with its output in a list column::
+``write_calls_table`` folds a store's current outputs (ok rows made with its settings, of the
+recordings annotations.csv lists now, whatever subset or shard the run covered) into
+``derived/calls/<representation>.parquet``, one row per call with its outputs in list columns of
+their own dtype::
 
     pd.read_parquet("derived/calls/w2v_kmeans-calls.parquet")
 """
@@ -31,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from bat_core.dataset import DatasetItem
-from bat_core.errors import AudioError, DatasetError
+from bat_core.errors import AudioError, BatError, DatasetError
 from bat_core.paths import ProjectPaths, tagged
 from bat_core.runner import Assembler, AudioPrepare, FileInfo, Piece
 from bat_core.time_expansion import SignalConversion, SignalConverter
@@ -41,15 +43,19 @@ INDEX_COLUMNS = ("call_index", "start_time_s", "end_time_s", "encoded_start_s", 
 DEFAULT_CONTEXT_S = 0.005  # a few ms each side: a call's onset and echo tail, not the next call (10-100 ms away)
 MAX_CALL_S = 10.0  # a longer "call" is a table of something else; it would also be held whole while converted
 DETECTED = "detected"  # --segments detected: the table `bat-core segment` wrote with its default settings
+MAX_CALL_INDEX = 2**53  # the index file holds float64: exact up to here
 TAG = "calls"  # per-call outputs are their own representation: <name>-calls, beside the whole-file ones
 
 
 def per_call_tag(tag: str | None, selection: CallSelection | None = None, *, per_call: bool | None = None) -> str | None:
     """The tag a run writes under: ``tag`` for whole recordings, ``<tag>-calls`` (or ``calls``) per call, so
     per-call outputs never overwrite whole-file ones."""
+    reserved = bool(tag) and (tag == TAG or tag.endswith(f"-{TAG}"))
     if not (per_call if per_call is not None else selection is not None):
+        if reserved:
+            raise BatError(f"--tag {tag}: tags ending in '{TAG}' are kept for per-call runs (--segments); choose another")
         return tag
-    if tag and (tag == TAG or tag.endswith(f"-{TAG}")):
+    if reserved:
         return tag
     return tagged(tag, TAG) if tag else TAG
 
@@ -86,8 +92,9 @@ def resolve_segments(value: str, paths: ProjectPaths) -> Path:
 
         path = segments_path(paths)
         if not path.is_file():
+            derived = "" if paths.derived == paths.root / "derived" else f" --derived {paths.derived}"
             raise DatasetError(f"--segments detected: no table at {path}; run `bat-core segment --root "
-                               f"{paths.root}` first (or pass a box table's path)")
+                               f"{paths.root}{derived}` first (or pass a box table's path)")
         return path
     return Path(value)
 
@@ -102,8 +109,8 @@ def load_selection(path: str | Path, context_s: float = DEFAULT_CONTEXT_S) -> Ca
     table = read_boxes(path)
     if "call_index" in table.columns:
         index = pd.to_numeric(table["call_index"], errors="coerce")
-        if index.isna().any() or (index % 1 != 0).any() or (index < 0).any():
-            raise DatasetError(f"{path}: call_index must be whole numbers >= 0")
+        if index.isna().any() or (index % 1 != 0).any() or (index < 0).any() or (index >= MAX_CALL_INDEX).any():
+            raise DatasetError(f"{path}: call_index must be whole numbers from 0 to {MAX_CALL_INDEX - 1}")
         table["call_index"] = index.astype(np.int64)
         repeated = table.duplicated([FILE, "call_index"])
         if repeated.any():
@@ -151,8 +158,8 @@ def encoded_bounds(span: CallSpan, sample_rate: int, frames: int, context_s: flo
     recording's own audio to ``need`` samples; AudioError if the box is not in the recording."""
     seconds = frames / sample_rate
     if span.start_s >= seconds:
-        raise AudioError(f"call {span.call_index} starts at {span.start_s:.4f} s, after the end of the recording "
-                         f"({seconds:.4f} s): the box table does not belong to this file")
+        raise AudioError(f"call {span.call_index} starts at {span.start_s:.6g} s, at or after the end of the recording "
+                         f"({seconds:.6g} s, {frames} samples): the box table does not match this file")
     start = max(0, math.floor((span.start_s - context_s) * sample_rate))
     stop = min(frames, math.ceil((span.end_s + context_s) * sample_rate))
     if stop - start >= need:
@@ -286,19 +293,22 @@ def calls_table_path(paths: ProjectPaths, representation: str) -> Path:
     return paths.derived / "calls" / f"{representation}.parquet"
 
 
-def _index_path(output: Path) -> Path:
-    return output.with_name(output.name[: -len(".npy")] + f".{INDEX_NAME}.npy")
+def _extra_path(output: Path, name: str) -> Path:
+    return output.with_name(output.name[: -len(".npy")] + f".{name}.npy")
 
 
-def iter_calls(paths: ProjectPaths, representation: str, file_names: Sequence[str] | None = None
-               ) -> Iterator[pd.DataFrame]:
-    """Per recording (ok rows of the manifest, in ``file_names`` when given), its calls: one row each with
-    the call's output rows in ``values`` (a numpy array)."""
+def iter_calls(paths: ProjectPaths, representation: str, file_names: Sequence[str] | None = None,
+               config_hash: str | None = None) -> Iterator[pd.DataFrame]:
+    """Per recording (ok rows of the manifest; only those of ``file_names``, in that order, and made with
+    ``config_hash``, when given), its calls: one row each, the call's output rows in ``values`` and those of
+    each per-call extra output (e.g. ``mean``) in a column of that name (numpy arrays)."""
     from bat_core.store import STATUS_OK, read_manifest
 
     manifest = read_manifest(paths.manifest_path(representation))
     manifest = manifest[manifest["status"] == STATUS_OK]
-    if file_names is not None:  # in the dataset's order
+    if config_hash is not None:
+        manifest = manifest[manifest["config_hash"] == config_hash]
+    if file_names is not None:
         order = {name: position for position, name in enumerate(file_names)}
         manifest = manifest[manifest["file_name"].isin(order.keys())]
         manifest = manifest.iloc[np.argsort(manifest["file_name"].map(order).to_numpy(), kind="stable")]
@@ -310,48 +320,76 @@ def iter_calls(paths: ProjectPaths, representation: str, file_names: Sequence[st
             raise DatasetError(f"{representation} holds whole-file outputs ({row.file_name}), not per-call ones")
         output = Path(row.output_path)
         output = output if output.is_absolute() else paths.derived / output
-        values = np.load(output)
-        index = np.load(_index_path(output))
+        index = np.load(_extra_path(output, INDEX_NAME))
         frame = pd.DataFrame(index[:, :5], columns=list(INDEX_COLUMNS[:5]))
         frame["call_index"] = frame["call_index"].astype(np.int64)
         frame.insert(0, "File Name", row.file_name)
-        frame["values"] = [values[int(first):int(first) + int(rows)] for first, rows in index[:, 5:7]]
+        spans = index[:, 5:7].astype(np.int64)
+        names = ["", *(name for name in json.loads(row.extras or "[]") if name != INDEX_NAME)]
+        for name in names:
+            values = np.load(output if not name else _extra_path(output, name))
+            frame[name or "values"] = [values[first:first + rows] for first, rows in spans]
         yield frame
 
 
-def calls_table(paths: ProjectPaths, representation: str, file_names: Sequence[str] | None = None) -> pd.DataFrame:
+def calls_table(paths: ProjectPaths, representation: str, file_names: Sequence[str] | None = None,
+                config_hash: str | None = None) -> pd.DataFrame:
     """Every call of a per-call run in one DataFrame (``values``: the call's outputs, a numpy array)."""
-    frames = list(iter_calls(paths, representation, file_names))
+    frames = list(iter_calls(paths, representation, file_names, config_hash))
     if not frames:
         return pd.DataFrame(columns=["File Name", *INDEX_COLUMNS[:5], "values"])
     return pd.concat(frames, ignore_index=True)
 
 
-def write_calls_table(paths: ProjectPaths, representation: str, file_names: Sequence[str] | None = None) -> Path:
-    """Fold a per-call run into ``derived/calls/<representation>.parquet`` (``values`` a list column), one
+def _arrow_rows(arrays: list[np.ndarray]):
+    """A list column holding each call's rows with their own dtype (int16 codes stay int16); rows of shape
+    ``(F,)`` become fixed-size lists."""
+    import pyarrow as pa
+
+    offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
+    offsets[1:] = np.cumsum([len(array) for array in arrays])
+    flat = np.concatenate(arrays) if arrays else np.zeros(0)
+    if flat.ndim == 1:
+        inner = pa.array(flat)
+    else:
+        inner = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), int(np.prod(flat.shape[1:])))
+    return pa.ListArray.from_arrays(pa.array(offsets), inner)
+
+
+def write_calls_table(store) -> Path:
+    """Fold a per-call store into ``derived/calls/<representation>.parquet``: its outputs made with its current
+    settings, of the recordings annotations.csv lists now (a subset or shard run folds them all), one
     recording at a time, written atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from bat_core.dataset import Dataset
+
+    paths, representation = store.paths, store.representation
+    names = [item.file_name for item in Dataset.from_paths(paths)]
     path = calls_table_path(paths, representation)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     writer = None
     try:
-        for frame in iter_calls(paths, representation, file_names):
-            if frame.empty:  # a recording without calls adds no row (and no column type to agree with)
+        for frame in iter_calls(paths, representation, names, store.config_hash):
+            if frame.empty:  # a recording without calls adds no row
                 continue
-            frame = frame.assign(values=[values.tolist() for values in frame["values"]])
-            table = pa.Table.from_pandas(frame, preserve_index=False)
+            arrays = {column: _arrow_rows(list(frame[column])) for column in frame.columns[len(INDEX_COLUMNS[:5]) + 1:]}
+            table = pa.Table.from_pandas(frame.drop(columns=list(arrays)), preserve_index=False)
+            for column, array in arrays.items():
+                table = table.append_column(column, array)
             if writer is None:
                 writer = pq.ParquetWriter(temporary, table.schema)
-            elif not table.schema.equals(writer.schema):
-                table = table.cast(writer.schema)
-            writer.write_table(table)
-        if writer is None:  # no ok recording: an empty table with the columns
+            writer.write_table(table.cast(writer.schema))
+        if writer is None:  # no call anywhere: an empty table with the columns
             pq.write_table(pa.Table.from_pandas(calls_table(paths, representation, []), preserve_index=False), temporary)
+        else:
+            writer.close()
+            writer = None
+        os.replace(temporary, path)
     finally:
         if writer is not None:
             writer.close()
-    os.replace(temporary, path)
+        temporary.unlink(missing_ok=True)
     return path

@@ -286,7 +286,7 @@ def add_segments_arguments(parser: argparse.ArgumentParser) -> None:
                             "end_time_s, call_index optional), or 'detected' for the table `bat-core segment` wrote. "
                             "Outputs are their own representation (tag 'calls'), one table row per call in "
                             "derived/calls/<representation>.parquet; times in seconds of the original recording")
-    group.add_argument("--context-ms", type=context_ms, default=5.0, metavar="MS",
+    group.add_argument("--context-ms", type=context_ms, default=None, metavar="MS",
                        help="original-time audio kept before and after each call (default: 5); a call shorter than the "
                             "model's shortest input is widened with the audio around it, never zero padded")
 
@@ -301,14 +301,21 @@ def context_ms(text: str) -> float:
 def selection_from_args(args: argparse.Namespace, paths: ProjectPaths) -> CallSelection | None:
     """The calls ``--segments`` names (checked before any work), or None for whole recordings. Boxes of
     recordings the dataset does not list are said, once, and ignored."""
-    if getattr(args, "segments", None) is None:
-        return None
-    from bat_core.calls import load_selection, resolve_segments
+    from bat_core.calls import DEFAULT_CONTEXT_S, load_selection, resolve_segments
     from bat_core.dataset import Dataset
 
-    selection = load_selection(resolve_segments(args.segments, paths), args.context_ms / 1000)
+    if getattr(args, "segments", None) is None:
+        if getattr(args, "context_ms", None) is not None:
+            raise DatasetError("--context-ms is for per-call runs: add --segments TABLE (or leave it out)")
+        return None
+    context = DEFAULT_CONTEXT_S if args.context_ms is None else args.context_ms / 1000
+    selection = load_selection(resolve_segments(args.segments, paths), context)
     known = {item.file_name for item in Dataset.from_paths(paths)}
     unknown = sorted(set(selection.spans) - known)
+    if len(unknown) == len(selection.spans):
+        example = f" (its first: {unknown[0]!r}; annotations.csv's first: {min(known)!r})" if unknown and known else ""
+        raise DatasetError(f"no box of {selection.source} belongs to a recording of {paths.annotations_csv}: nothing "
+                           f"to encode per call{example}")
     if unknown:
         print(f"warning: {len(unknown)} recording(s) of {selection.source} are not in {paths.annotations_csv} and are "
               f"ignored (first: {unknown[0]})", file=sys.stderr)

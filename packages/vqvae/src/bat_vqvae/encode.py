@@ -76,6 +76,5 @@ def encode_dataset(
     summary = run_to_store(dataset, store, prepare, assembler, CodeEncoder(tokenizer),
                            options=replace(options, description=options.description or "encode"), overwrite=overwrite)
     if calls is not None:
-        write_calls_table(dataset.paths, store.representation,
-                          None if shard is not None else [item.file_name for item in dataset])
+        write_calls_table(store)
     return summary

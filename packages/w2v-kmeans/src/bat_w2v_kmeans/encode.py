@@ -67,7 +67,6 @@ def encode_dataset(dataset: Dataset, tokenizer: W2VKMeansTokenizer, *, dedup: bo
     encoder = Tokens(tokenizer.encoder, tokenizer.require_codebook().centroids)
     summary = run_to_store(list(dataset), store, tokenizer.prepare(), token_assembler(tokenizer, dedup), encoder,
                            described(options, "encode"), overwrite=overwrite)
-    if tokenizer.calls is not None:  # a shard folds every shard's calls found so far (the last one to end: all)
-        write_calls_table(dataset.paths, store.representation,
-                          None if shard is not None else [item.file_name for item in dataset])
+    if tokenizer.calls is not None:  # a shard or subset run folds every recording's current calls
+        write_calls_table(store)
     return summary
