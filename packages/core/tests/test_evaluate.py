@@ -220,3 +220,54 @@ def test_every_file_is_accounted_and_the_json_is_strict(tmp_path):
     assert rows["perfect"]["probe_accuracy"] is None
     assert report.incomplete["perfect"] == [dataset[1].file_name]
     assert "evaluate: 4 files" in report.line() and "perfect (1)" in report.line()
+
+
+def test_mixed_codebooks_missing_labels_and_no_writes(tmp_path):
+    """A manifest mixing two codebooks is reported, not crashed on; NaN/nan/NA labels are unlabelled; evaluate
+    writes no mels into the store and states provenance on baseline rows too; the JSON stays strict."""
+    import csv
+
+    from bat_core.testing import make_demo_project
+
+    root = make_demo_project(tmp_path / "p", n_files=8)
+    table = list(csv.DictReader(open(root / "data" / "annotations.csv", encoding="utf-8")))
+    for row, spelling in zip(table[:3], ["NaN", "nan", "NA"]):
+        row["call_type"] = spelling
+    with open(root / "data" / "annotations.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    dataset = Dataset.from_root(root)
+    for size, items in ((8, list(dataset)[:5]), (300, list(dataset)[5:])):  # two codebooks, one manifest
+        store = RepresentationStore(dataset.paths, "mixed", dataset.paths.tokens_dir, {"k": size},
+                                    file_pattern="mixed_{stem}.npy", kind="tokens", codebook_size=size)
+        for item in store.begin(items):
+            store.write(item, np.arange(40, dtype=np.int16) % size, frames_per_second=40.0, seconds=1.0)
+        store.finish()
+    report = evaluate_project(dataset, "call_type", options=RunOptions(workers=0, show_progress=False), examples=0)
+    data = json.loads(report.json.read_text(), parse_constant=lambda name: pytest.fail(f"bare {name}"))
+    rows = {row["name"]: row for row in data["rows"]}
+    assert rows["mixed"]["files_ok"] == 5 and rows["mixed"]["files_failed"] == 3
+    assert any("mixes 2 configurations or codebooks" in note for note in data["notes"])
+    assert data["unlabelled_files"] == 3 and "NaN" not in data["class_counts"] and "nan" not in data["class_counts"]
+    assert any("strategies absent" in note and "vqvae" in note for note in data["notes"])
+    assert not (dataset.paths.derived / "mels_48k").exists()
+    assert any("computed for this report in a temporary folder" in note for note in data["notes"])
+    for name in ("majority", "mfcc_kmeans", "mean_log_mel"):
+        assert rows[name]["config_hash"] and rows[name]["package_versions"] and rows[name]["model_id"]
+        assert rows[name]["files_ok"] == 8
+    assert "Hellinger" in data["token_features"] and rows["mixed"]["features"] == data["token_features"]
+
+
+def test_cli_evaluate_with_ngrams_and_group(tmp_path, capsys):
+    from bat_core.cli import main
+    from bat_core.testing import make_demo_project
+
+    dataset = Dataset.from_root(make_demo_project(tmp_path / "p", n_files=12))
+    write_fake_strategies(dataset)
+    code = main(["evaluate", "--root", str(dataset.paths.root), "--ngrams", "2", "--group", "site", "--examples", "0",
+                 "--num-workers", "0"])
+    assert code == 0, capsys.readouterr()
+    data = json.loads((dataset.paths.report_dir / "report.json").read_text())
+    assert data["group"] == "site" and "n-grams of order 2..2 along time" in data["token_features"]
+    assert "Token features:" in (dataset.paths.report_dir / "report.md").read_text()
