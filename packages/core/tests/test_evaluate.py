@@ -271,3 +271,4 @@ def test_cli_evaluate_with_ngrams_and_group(tmp_path, capsys):
     data = json.loads((dataset.paths.report_dir / "report.json").read_text())
     assert data["group"] == "site" and "n-grams of order 2..2 along time" in data["token_features"]
     assert "Token features:" in (dataset.paths.report_dir / "report.md").read_text()
+    assert not list(dataset.paths.report_dir.glob("example_*.png"))  # --examples 0 draws none

@@ -186,6 +186,8 @@ def _below(row: dict, reference: dict) -> bool:
 def _examples(names: list[str], labels: dict[str, str], mels: dict, count: int) -> list[str]:
     """A few files with mels, one per label first, so the figures show different classes."""
     chosen, seen = [], set()
+    if count <= 0:  # --examples 0: none (the loop below only stops on reaching a positive count)
+        return chosen
     for name in names:
         if name in mels and labels.get(name, "") not in seen:
             chosen.append(name)
