@@ -162,14 +162,15 @@ def _read_names(path: str) -> list[str]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from bat_core.evaluate import evaluate_project  # scikit-learn and matplotlib: only when evaluating
+    from bat_core.evaluate import TokenFeatures, evaluate_project  # scikit-learn and matplotlib: only when evaluating
 
     dataset = dataset_from_args(args)
     label = args.label
     if label is None and "call_type" in dataset.label_columns:
         label = "call_type"
     report = evaluate_project(dataset, label, args.group, out_dir=Path(args.out) if args.out else None,
-                              examples=args.examples, seed=args.seed, notes=args.note, options=run_options(args, "mels"))
+                              examples=args.examples, seed=args.seed, notes=args.note, options=run_options(args, "mels"),
+                              features=TokenFeatures(ngrams=args.ngrams))
     for row in report.rows:
         accuracy = row.get("probe_accuracy")
         shown = f"{accuracy:.3f} ± {row.get('probe_accuracy_std'):.3f}" if accuracy == accuracy else "-"
@@ -301,7 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_arguments(evaluate, device=False, batch_size=None, seed=True, overwrite=False, shard_option=False,
                          tag_option=False)
     evaluate.add_argument("--label", default=None, help="label column to probe (default: call_type when present)")
-    evaluate.add_argument("--group", default=None, help="column whose groups (site, recording session) a fold never splits")
+    evaluate.add_argument("--group", default=None,
+                          help="column whose groups (site, night, recording session) a fold never splits; a class with "
+                               "fewer than two groups makes the probe undefined (it would measure the group). "
+                               "Default: every file is its own group")
+    evaluate.add_argument("--ngrams", type=positive_int, default=1,
+                          help="token features: 1 (default) = unigram code frequencies; N adds n-grams of order 2..N "
+                               "along time only (2-D codes: per frequency row), hashed into 4096 columns per order")
     evaluate.add_argument("--examples", type=non_negative_int, default=3, help="example files drawn with their tokens (default: 3)")
     evaluate.add_argument("--out", default=None, help="report folder (default: DERIVED/report)")
     evaluate.add_argument("--note", action="append", default=[], help="a sentence to state in the report (repeatable)")

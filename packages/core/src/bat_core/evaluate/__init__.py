@@ -7,6 +7,7 @@ same for baselines, and writes ``derived/report/report.md``, ``report.json`` and
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -14,16 +15,17 @@ import numpy as np
 
 from bat_core.dataset import Dataset
 from bat_core.errors import DatasetError
-from bat_core.evaluate.baselines import mean_log_mel, mfcc_kmeans_tokens
+from bat_core.evaluate.baselines import MFCC_CODES, baseline_mels, mean_log_mel, mfcc_kmeans_tokens
+from bat_core.evaluate.features import SparseRows, TokenFeatures, file_features
 from bat_core.evaluate.figures import example_figure, usage_figure
-from bat_core.evaluate.probes import ProbeResult, bag_of_tokens, probe
+from bat_core.evaluate.probes import CLUSTER_SEEDS, UNLABELLED, ProbeResult, clean_label, probe
 from bat_core.evaluate.report import write_report
 from bat_core.evaluate.representations import discover
-from bat_core.evaluate.statistics import token_statistics
-from bat_core.mels import MelConfig, mel_rows
+from bat_core.evaluate.statistics import TokenStatistics
+from bat_core.mels import MelConfig
 from bat_core.runner import RunOptions
 
-__all__ = ["EvaluationReport", "evaluate_project"]
+__all__ = ["EvaluationReport", "TokenFeatures", "evaluate_project"]
 
 
 @dataclass
@@ -45,68 +47,95 @@ class EvaluationReport:
         return text
 
 
-def _probe_row(vectors: dict[str, np.ndarray], names: list[str], labels: dict[str, str], groups: dict[str, str] | None,
-               seed: int, majority: bool = False) -> ProbeResult:
-    present = [n for n in names if n in vectors]
+KNOWN_STRATEGIES = {"w2v_kmeans": "bat-w2v-kmeans run", "vqvae": "bat-vqvae encode", "ast": "bat-ast-embed embed"}
+
+
+def _probe_row(vectors, present: list[str], labels: dict[str, str], groups: dict[str, str] | None, seed: int,
+               majority: bool = False, standardise: bool = True) -> ProbeResult:
     if not present or not labels:
         return ProbeResult(notes=["no labels: no probe"] if not labels else ["no files"])
-    matrix = np.stack([vectors[n] for n in present])
-    return probe(matrix, [labels[n] for n in present], [groups[n] for n in present] if groups else None, seed, majority)
+    return probe(vectors, [labels[n] for n in present], [groups[n] for n in present] if groups else None, seed,
+                 majority, standardise)
+
+
+def _read_vectors(representation, features: TokenFeatures) -> tuple[object, list[str], dict]:
+    """One pass over the files: sparse token features and statistics, or stacked embedding vectors
+    (2-D embeddings averaged over time)."""
+    present: list[str] = []
+    if representation.kind == "tokens":
+        stats = TokenStatistics(representation.codebook_size or 1)
+        rows = SparseRows(features.width(stats.codebook_size))
+        for name, codes in representation.arrays():
+            rows.append(*file_features(codes, stats.codebook_size, features))
+            stats.add(codes, representation.seconds[name])
+            present.append(name)
+        return rows.matrix(), present, {**stats.fields(), "features": features.describe()}
+    vectors = []
+    for name, array in representation.arrays():
+        vectors.append(np.asarray(array, dtype=np.float64).reshape(len(array), -1).mean(axis=0)
+                       if array.ndim > 1 else np.asarray(array, dtype=np.float64))
+        present.append(name)
+    width = max((len(v) for v in vectors), default=0)
+    return (np.stack(vectors) if vectors else np.zeros((0, width))), present, {
+        "features": "the stored vector, standardised (2-D outputs: mean over time)"}
 
 
 def evaluate_project(dataset: Dataset, label: str | None = None, group: str | None = None, *, out_dir: Path | None = None,
                      examples: int = 3, seed: int = 0, notes: list[str] | None = None,
-                     options: RunOptions = RunOptions()) -> EvaluationReport:
+                     options: RunOptions = RunOptions(), features: TokenFeatures = TokenFeatures()) -> EvaluationReport:
     paths = dataset.paths
     out_dir = out_dir or paths.report_dir
     for column in (label, group):
         if column and column not in dataset.label_columns:
             raise DatasetError(f"no column {column!r} in annotations.csv; columns: {dataset.label_columns}")
     names = [item.file_name for item in dataset]
-    labels = {item.file_name: item.labels.get(label, "") for item in dataset} if label else {}
+    labels = {item.file_name: clean_label(item.labels.get(label, "")) for item in dataset} if label else {}
     groups = {item.file_name: item.labels.get(group, "") for item in dataset} if group else None
     notes = list(notes or [])
 
     mel_config = MelConfig()
-    ok_rows = {n: r for n, r in mel_rows(dataset, mel_config, options).items() if r["status"] == "ok"}
-    mels = {n: np.load(paths.derived / r["output_path"]) for n, r in ok_rows.items()}
-    mel_fps = {n: r["frames_per_second"] for n, r in ok_rows.items()}
+    mels, mel_fps, mel_provenance, mel_notes = baseline_mels(dataset, mel_config, options)
+    notes += mel_notes
 
     rows, figures = [], []
     incomplete: dict[str, list[str]] = {}
     representations = discover(paths, names)
     for representation in representations:
+        vectors, present, fields = _read_vectors(representation, features)
         lacking = sorted(representation.failed_files + representation.missing_files)
         incomplete[representation.name] = lacking
-        row = {"name": representation.name, "kind": representation.kind, "files_ok": len(representation.arrays),
+        row = {"name": representation.name, "kind": representation.kind, "files_ok": len(present),
                "files_failed": representation.files_failed, "files_missing": len(representation.missing_files),
-               "failed_files": representation.failed_files, **representation.provenance}
+               "failed_files": representation.failed_files, **representation.provenance, **fields}
         if representation.kind == "tokens":
-            stats = token_statistics(representation)
-            row.update(stats)
-            vectors = {n: bag_of_tokens(a, representation.codebook_size) for n, a in representation.arrays.items()}
-            figures.append(usage_figure(representation.name, stats["code_counts"], out_dir / f"usage_{representation.name}.png"))
-        else:
-            vectors = {n: a.ravel().astype(np.float64) for n, a in representation.arrays.items()}
-        row.update(_probe_fields(_probe_row(vectors, names, labels, groups, seed)))
+            figures.append(usage_figure(representation.name, fields["code_counts"], out_dir / f"usage_{representation.name}.png"))
+        row.update(_probe_fields(_probe_row(vectors, present, labels, groups, seed,
+                                            standardise=representation.kind != "tokens")))
+        notes += [f"{representation.name}: {note}" for note in representation.notes]
         rows.append(row)
-    if not representations:
-        notes.append("no strategy outputs found in derived/manifests: run a strategy first (baselines only)")
+    absent = [f"{prefix} ({command})" for prefix, command in KNOWN_STRATEGIES.items()
+              if not any(r.name.startswith(prefix) for r in representations)]
+    if absent:
+        notes.append("strategies absent from this report (no manifest in derived/manifests): " + ", ".join(absent))
 
-    mfcc_tokens = mfcc_kmeans_tokens(mels, seed) if mels else {}
+    mel_names = [n for n in names if n in mels]
+    mfcc_tokens = mfcc_kmeans_tokens({n: mels[n] for n in mel_names}, seed) if mels else {}
+    mfcc_rows = SparseRows(features.width(MFCC_CODES))
+    for name in mel_names:
+        mfcc_rows.append(*file_features(mfcc_tokens[name], MFCC_CODES, features))
+    mean_mels = mean_log_mel({n: mels[n] for n in mel_names})
     baselines = [
-        ("majority", {n: np.zeros(1) for n in mels}, True),
-        ("mfcc_kmeans", {n: bag_of_tokens(t, 64) for n, t in mfcc_tokens.items()}, False),
-        ("mean_log_mel", mean_log_mel(mels), False),
+        ("majority", np.zeros((len(mel_names), 1)), True, True, "always the largest training class"),
+        ("mfcc_kmeans", mfcc_rows.matrix(), False, False, f"MFCC + k-means ({MFCC_CODES} codes); {features.describe()}"),
+        ("mean_log_mel", np.stack([mean_mels[n] for n in mel_names]) if mel_names else np.zeros((0, 1)), False, True,
+         "time-averaged log-mel, standardised"),
     ]
     mel_failed = sorted(set(names) - set(mels))
-    for name, vectors, majority in baselines:
+    for name, vectors, majority, standardise, description in baselines:
         incomplete[name] = mel_failed
-        row = {"name": name, "kind": "baseline", "files_ok": len(vectors), "files_failed": len(names) - len(vectors),
-               "files_missing": 0, "failed_files": mel_failed,
-               "model_id": "", "layer": "", "time_expansion": f"{mel_config.time_expansion.describe()} (mels_48k)",
-               "config_hash": ""}
-        row.update(_probe_fields(_probe_row(vectors, names, labels, groups, seed, majority)))
+        row = {"name": name, "kind": "baseline", "files_ok": len(mel_names), "files_failed": len(mel_failed),
+               "files_missing": 0, "failed_files": mel_failed, "features": description, **mel_provenance}
+        row.update(_probe_fields(_probe_row(vectors, mel_names, labels, groups, seed, majority, standardise)))
         rows.append(row)
 
     mfcc_row = next(r for r in rows if r["name"] == "mfcc_kmeans")
@@ -122,12 +151,24 @@ def evaluate_project(dataset: Dataset, label: str | None = None, group: str | No
     for file_name in _examples(names, labels, mels, examples):
         figures.append(example_figure(file_name, mels[file_name], mel_fps[file_name], token_reps,
                                       out_dir / f"example_{Path(file_name).stem}.png"))
-    header = {"root": str(paths.root), "group": group, "files": len(names),
-              "probe": "logistic regression on standardised vectors (bag of tokens + bigrams for token strategies), "
-                       "stratified k-fold (grouped when --group is given), mean ± std over folds; NMI and purity of "
-                       "k-means with as many clusters as classes"}
+    header = {"root": str(paths.root), "group": group, "files": len(names), "token_features": features.describe(),
+              "probe": "logistic regression (token bags: unit-length Hellinger rows, C=10; other vectors: "
+                       "standardised, C=1), stratified k-fold (folds never split a --group when given; undefined when "
+                       "a class has fewer than two groups), mean ± std over folds; chance = largest class share; "
+                       f"NMI and purity of k-means with as many clusters as classes, mean ± std over {CLUSTER_SEEDS} seeds",
+              **_class_balance(labels)}
     markdown, json_path = write_report(out_dir, label, rows, notes, figures, header)
     return EvaluationReport(rows, notes, markdown, json_path, figures, len(names), incomplete)
+
+
+def _class_balance(labels: dict[str, str]) -> dict:
+    if not labels:
+        return {}
+    counts = Counter(labels.values())
+    unlabelled = counts.pop(UNLABELLED, 0)
+    total = sum(counts.values())
+    return {"class_counts": dict(sorted(counts.items())), "unlabelled_files": unlabelled,
+            "chance_accuracy": max(counts.values()) / total if total else None}
 
 
 def _probe_fields(result: ProbeResult) -> dict:
@@ -145,6 +186,8 @@ def _below(row: dict, reference: dict) -> bool:
 def _examples(names: list[str], labels: dict[str, str], mels: dict, count: int) -> list[str]:
     """A few files with mels, one per label first, so the figures show different classes."""
     chosen, seen = [], set()
+    if count <= 0:  # --examples 0: none (the loop below only stops on reaching a positive count)
+        return chosen
     for name in names:
         if name in mels and labels.get(name, "") not in seen:
             chosen.append(name)

@@ -21,7 +21,7 @@ def _pyplot():
 def example_figure(file_name: str, mel: np.ndarray, mel_fps: float, tokens: list[Representation], out: Path) -> Path:
     """The file's log-mel with each token representation under it, on one time axis (original seconds)."""
     plt = _pyplot()
-    rows = [r for r in tokens if file_name in r.arrays]
+    rows = [r for r in tokens if file_name in r.paths]
     figure, axes = plt.subplots(1 + len(rows), 1, figsize=(11, 2.6 + 1.6 * len(rows)), sharex=True,
                                 constrained_layout=True, gridspec_kw={"height_ratios": [3] + [1] * len(rows)})
     axes = np.atleast_1d(axes)
@@ -31,7 +31,7 @@ def example_figure(file_name: str, mel: np.ndarray, mel_fps: float, tokens: list
     axes[0].set_ylabel("log-mel band")
     axes[0].set_title(file_name)
     for axis, representation in zip(axes[1:], rows):
-        codes = representation.arrays[file_name]
+        codes = representation.array(file_name)
         fps = representation.frames_per_second[file_name]
         grid = codes[None, :] if codes.ndim == 1 else codes.T
         axis.imshow(grid, origin="lower", aspect="auto", interpolation="nearest", cmap="tab20",

@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, normalized_mutual_info_score
@@ -15,6 +16,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 MAX_FOLDS = 5
+CLUSTER_SEEDS = 5  # k-means restarts from different seeds: NMI and purity are reported with their spread
+MISSING_LABELS = {"", "nan", "na", "n/a", "none", "null"}  # spellings of "no label" (compared lower-cased)
+UNLABELLED = ""
 
 
 @dataclass
@@ -24,23 +28,16 @@ class ProbeResult:
     probe_macro_f1: float = float("nan")
     probe_macro_f1_std: float = float("nan")
     nmi: float = float("nan")
+    nmi_std: float = float("nan")
     purity: float = float("nan")
+    purity_std: float = float("nan")
     folds: int = 0
     files: int = 0
     classes: int = 0
+    class_counts: dict[str, int] = field(default_factory=dict)
+    chance_accuracy: float = float("nan")  # share of the largest class: what always guessing it scores
+    probe_defined: bool = False
     notes: list[str] = field(default_factory=list)
-
-
-def bag_of_tokens(tokens: np.ndarray, codebook_size: int, bigrams: bool = True) -> np.ndarray:
-    """Normalised unigram counts, plus bigram counts along time (row-major ravel order)."""
-    flat = tokens.ravel().astype(np.int64)
-    unigrams = np.bincount(flat, minlength=codebook_size).astype(np.float64)
-    parts = [unigrams / max(unigrams.sum(), 1)]
-    if bigrams:
-        pairs = flat[:-1] * codebook_size + flat[1:] if len(flat) > 1 else np.zeros(0, dtype=np.int64)
-        counts = np.bincount(pairs, minlength=codebook_size * codebook_size).astype(np.float64)
-        parts.append(counts / max(counts.sum(), 1))
-    return np.concatenate(parts)
 
 
 def purity(labels: np.ndarray, clusters: np.ndarray) -> float:
@@ -51,8 +48,15 @@ def purity(labels: np.ndarray, clusters: np.ndarray) -> float:
     return total / len(labels)
 
 
+def clean_label(value: str) -> str:
+    """``NaN``, ``nan``, ``NA``, empty...: one unlabelled set (``""``), never classes of their own."""
+    text = str(value).strip()
+    return UNLABELLED if text.lower() in MISSING_LABELS else text
+
+
 def usable_rows(labels: list[str]) -> tuple[np.ndarray, list[str]]:
     """Rows with a label whose class has at least two members (a class of one cannot be tested)."""
+    labels = [clean_label(label) for label in labels]
     counts = Counter(label for label in labels if label)
     keep = np.array([bool(label) and counts[label] >= 2 for label in labels])
     notes = []
@@ -71,21 +75,32 @@ def folds(labels: np.ndarray, groups: np.ndarray | None, n_splits: int, seed: in
     return StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(labels, labels)
 
 
-def probe(vectors: np.ndarray, labels: list[str], groups: list[str] | None = None, seed: int = 0,
-          predict_majority: bool = False) -> ProbeResult:
-    """Grouped, stratified k-fold logistic regression (or the majority class) + k-means NMI/purity."""
+def probe(vectors, labels: list[str], groups: list[str] | None = None, seed: int = 0,
+          predict_majority: bool = False, standardise: bool = True) -> ProbeResult:
+    """Stratified k-fold logistic regression (or the majority class), grouped when ``groups`` is given,
+    + k-means NMI/purity over ``CLUSTER_SEEDS`` seeds. ``vectors``: dense or scipy.sparse rows;
+    ``standardise=False`` for rows already normalised (token bags), which must not be standardised."""
     keep, notes = usable_rows(labels)
-    X = np.asarray(vectors, dtype=np.float64)[keep]
-    y = np.asarray(labels)[keep]
+    X = vectors.tocsr()[np.flatnonzero(keep)] if sp.issparse(vectors) else np.asarray(vectors, dtype=np.float64)[keep]
+    y = np.asarray([clean_label(label) for label in labels])[keep]
     g = np.asarray(groups)[keep] if groups is not None else None
-    result = ProbeResult(files=len(y), classes=len(set(y)), notes=notes)
+    counts = Counter(y.tolist())
+    result = ProbeResult(files=len(y), classes=len(counts), notes=notes, class_counts=dict(sorted(counts.items())),
+                         chance_accuracy=max(counts.values()) / len(y) if len(y) else float("nan"))
     if result.classes < 2:
         result.notes.append("fewer than two classes with two or more files: no probe")
         return result
-    smallest = min(Counter(y).values())
-    n_splits = min(MAX_FOLDS, smallest, len(set(g)) if g is not None else smallest)
+    n_splits = min(MAX_FOLDS, min(counts.values()))
+    if g is not None:
+        groups_per_class = {label: len(set(g[y == label])) for label in counts}
+        confounded = sorted(label for label, n in groups_per_class.items() if n < 2)
+        if confounded:
+            result.notes.append(f"classes {confounded} have fewer than two groups: a probe would measure the group "
+                                "(recording, site), not the label; grouped probe undefined, no ranking")
+            return result
+        n_splits = min(n_splits, min(groups_per_class.values()))
     if n_splits < 2:
-        result.notes.append("too few files (or groups) per class for two folds: no probe")
+        result.notes.append("too few files per class for two folds: no probe")
         return result
     accuracies, f1s = [], []
     with warnings.catch_warnings():
@@ -95,18 +110,31 @@ def probe(vectors: np.ndarray, labels: list[str], groups: list[str] | None = Non
                 majority = Counter(y[train]).most_common(1)[0][0]
                 predicted = np.full(len(test), majority)
             else:
-                model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+                model = _model(standardise)
                 model.fit(X[train], y[train])
                 predicted = model.predict(X[test])
             accuracies.append(accuracy_score(y[test], predicted))
             f1s.append(f1_score(y[test], predicted, average="macro"))
         result.folds = len(accuracies)
+        result.probe_defined = True
         result.probe_accuracy, result.probe_accuracy_std = float(np.mean(accuracies)), float(np.std(accuracies))
         result.probe_macro_f1, result.probe_macro_f1_std = float(np.mean(f1s)), float(np.std(f1s))
         if predict_majority:
-            clusters = np.zeros(len(y), dtype=int)
+            clusterings = [np.zeros(len(y), dtype=int)]
         else:
-            clusters = KMeans(result.classes, n_init=10, random_state=seed).fit_predict(StandardScaler().fit_transform(X))
-    result.nmi = float(normalized_mutual_info_score(y, clusters))
-    result.purity = float(purity(y, clusters))
+            points = StandardScaler(with_mean=not sp.issparse(X)).fit_transform(X) if standardise else X
+            clusterings = [KMeans(result.classes, n_init=1, random_state=seed + s).fit_predict(points)
+                           for s in range(CLUSTER_SEEDS)]
+    nmis = [normalized_mutual_info_score(y, c) for c in clusterings]
+    purities = [purity(y, c) for c in clusterings]
+    result.nmi, result.nmi_std = float(np.mean(nmis)), float(np.std(nmis))
+    result.purity, result.purity_std = float(np.mean(purities)), float(np.std(purities))
     return result
+
+
+def _model(standardise: bool):
+    """Standardised vectors: the default regularisation. Unit-length token bags: C=10, chosen on generated
+    K=256 tokens (tests/test_evaluate.py) where C=1 underfits the small square-rooted frequencies."""
+    if standardise:
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return LogisticRegression(C=10.0, max_iter=2000)

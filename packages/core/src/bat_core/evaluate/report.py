@@ -9,7 +9,7 @@ from pathlib import Path
 COLUMNS = [
     ("name", "representation"), ("kind", "kind"), ("files", "files ok/failed"), ("codes", "codes used/K"),
     ("perplexity", "perplexity"), ("entropy_bits", "bits/token"), ("tokens_per_second", "tokens/s"),
-    ("mean_run_length", "mean run"), ("probe", "probe accuracy"), ("f1", "macro-F1"), ("nmi", "NMI"),
+    ("mean_run_length", "mean run"), ("probe", "probe accuracy"), ("chance_accuracy", "chance"), ("f1", "macro-F1"), ("nmi", "NMI"),
     ("purity", "purity"), ("model_id", "model"), ("layer", "layer"), ("time_expansion", "time exp."),
     ("config_hash", "config hash"),
 ]
@@ -28,6 +28,8 @@ def _cell(row: dict, key: str) -> str:
         return f"{row['codes_used']}/{row['codebook_size']}" if row.get("codebook_size") else "-"
     if key == "probe":
         return f"{_number(row.get('probe_accuracy'))} ± {_number(row.get('probe_accuracy_std'))}"
+    if key in ("nmi", "purity"):
+        return f"{_number(row.get(key))} ± {_number(row.get(key + '_std'))}"
     if key == "f1":
         return f"{_number(row.get('probe_macro_f1'))} ± {_number(row.get('probe_macro_f1_std'))}"
     if key in ("perplexity", "tokens_per_second", "mean_run_length"):
@@ -61,7 +63,12 @@ def write_report(out_dir: Path, label: str | None, rows: list[dict], notes: list
     lines.append(f"Label: `{label}`" if label else "Label: none (token statistics only; pass --label COLUMN for probes)")
     if header.get("group"):
         lines.append(f"Cross-validation folds never split a `{header['group']}` group.")
-    lines += [f"Files in annotations.csv: {header.get('files')}. Probes: {header.get('probe')}.", ""]
+    lines += [f"Files selected: {header.get('files')}. Probes: {header.get('probe')}.", ""]
+    lines += [f"Token features: {header.get('token_features')}.", ""]
+    if header.get("class_counts") is not None:
+        balance = ", ".join(f"{name}: {count}" for name, count in header["class_counts"].items())
+        lines += [f"Classes: {balance}; unlabelled (left out of probes): {header.get('unlabelled_files', 0)}; "
+                  f"chance (largest class): {_number(header.get('chance_accuracy'))}.", ""]
     lines.append("| " + " | ".join(title for _, title in COLUMNS) + " |")
     lines.append("|" + "---|" * len(COLUMNS))
     for row in rows:

@@ -1,11 +1,11 @@
-"""Token statistics: how much of the codebook is used, and how tokens relate to time."""
+"""Token statistics: how much of the codebook is used, and how tokens relate to time, gathered one file
+at a time (``TokenStatistics.add``) so a corpus never has to sit in memory."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from bat_core.evaluate.representations import Representation
-from bat_core.metrics import code_counts, entropy_bits, perplexity
+from bat_core.metrics import entropy_bits, perplexity
 
 
 def mean_run_length(tokens: np.ndarray) -> float:
@@ -19,19 +19,30 @@ def mean_run_length(tokens: np.ndarray) -> float:
     return float(np.mean(runs)) if runs else 0.0
 
 
-def token_statistics(representation: Representation) -> dict:
-    arrays = list(representation.arrays.values())
-    size = representation.codebook_size or 1
-    counts = code_counts(arrays, size)
-    total_tokens = int(counts.sum())
-    total_seconds = sum(representation.seconds.values())
-    return {
-        "codes_used": int(np.count_nonzero(counts)),
-        "codebook_size": size,
-        "usage": float(np.count_nonzero(counts) / size),
-        "perplexity": perplexity(counts),
-        "entropy_bits": entropy_bits(counts),
-        "tokens_per_second": total_tokens / total_seconds if total_seconds else float("nan"),
-        "mean_run_length": float(np.mean([mean_run_length(a) for a in arrays])) if arrays else float("nan"),
-        "code_counts": counts.tolist(),
-    }
+class TokenStatistics:
+    """Code counts, run lengths and seconds of the files added so far."""
+
+    def __init__(self, codebook_size: int):
+        self.codebook_size = codebook_size
+        self.counts = np.zeros(codebook_size, dtype=np.int64)
+        self.run_lengths: list[float] = []
+        self.seconds = 0.0
+
+    def add(self, tokens: np.ndarray, seconds: float) -> None:
+        self.counts += np.bincount(np.asarray(tokens, dtype=np.int64).ravel(), minlength=self.codebook_size)
+        self.run_lengths.append(mean_run_length(tokens))
+        self.seconds += float(seconds)
+
+    def fields(self) -> dict:
+        """Tokens per second divide the tokens of the files added by those files' seconds only."""
+        used = int(np.count_nonzero(self.counts))
+        return {
+            "codes_used": used,
+            "codebook_size": self.codebook_size,
+            "usage": used / self.codebook_size,
+            "perplexity": perplexity(self.counts),
+            "entropy_bits": entropy_bits(self.counts),
+            "tokens_per_second": int(self.counts.sum()) / self.seconds if self.seconds else float("nan"),
+            "mean_run_length": float(np.mean(self.run_lengths)) if self.run_lengths else float("nan"),
+            "code_counts": self.counts.tolist(),
+        }
