@@ -99,7 +99,10 @@ def evaluate_project(dataset: Dataset, label: str | None = None, group: str | No
 
     rows, figures = [], []
     incomplete: dict[str, list[str]] = {}
-    representations = discover(paths, names)
+    per_call: list[str] = []
+    representations = discover(paths, names, per_call)
+    if per_call:
+        notes.append(f"per-call representations not evaluated (this report is per file): {', '.join(per_call)}")
     for representation in representations:
         vectors, present, fields = _read_vectors(representation, features)
         lacking = sorted(representation.failed_files + representation.missing_files)

@@ -65,15 +65,20 @@ class Representation:
         self.notes.append(f"{file_name}: {reason}, counted as failed")
 
 
-def discover(paths: ProjectPaths, names: list[str]) -> list[Representation]:
+def discover(paths: ProjectPaths, names: list[str], per_call: list[str] | None = None) -> list[Representation]:
     """Every representation under ``derived/manifests`` (mel inputs and caches excepted), in name order,
-    restricted to the selected file ``names``."""
+    restricted to the selected file ``names``. Per-call representations (``--segments``) hold a file's calls,
+    not the file: they are left out and named in ``per_call`` (evaluation per call is still to come)."""
     found = []
     for manifest_path in sorted(paths.manifests_dir.glob("*.parquet")):
         name = manifest_path.stem
         if name in NOT_STRATEGIES or name.startswith("mels_"):
             continue
         manifest = read_manifest(manifest_path)
+        if manifest.extra.str.contains('"per_call": true', regex=False).any():
+            if per_call is not None:
+                per_call.append(name)
+            continue
         kinds = set(manifest.kind) - {""}
         if kinds and kinds <= NOT_RANKED_KINDS:
             continue
