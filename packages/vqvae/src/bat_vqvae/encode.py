@@ -48,7 +48,7 @@ def encode_dataset(
     shard: tuple[int, int] | None = None,
     tag: str | None = None,
 ) -> RunSummary:
-    """Codes per file (int16, ``(T', F')``), resumable; a file that cannot be read or encoded is a failed row.
+    """Codes per file (int16, ``(T', F')`` or ``(T',)`` by the code layout), resumable; a file that cannot be read or encoded is a failed row.
 
     ``shard`` names this process's share for the store (its journal and lock); ``dataset`` is already that
     share (``Dataset.select(shard=...)``)."""
@@ -59,7 +59,7 @@ def encode_dataset(
 
     def assembler(item, output):
         return AppendOutputs(output, lambda info: mel_config.frames_per_second(info.conversion) / config.stride,
-                             stride=config.stride, extra={"frequency_bins_per_code": config.stride})
+                             stride=config.stride, extra=config.manifest_extra())
 
     return run_to_store(dataset, store, prepare, assembler, CodeEncoder(tokenizer),
                         options=replace(options, description=options.description or "encode"), overwrite=overwrite)

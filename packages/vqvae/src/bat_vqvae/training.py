@@ -44,6 +44,7 @@ from bat_vqvae.checkpoint import (
 from bat_vqvae.config import TrainConfig, VQVAEConfig
 from bat_vqvae.corpus import mel_corpus
 from bat_vqvae.crops import random_crops, split_holdout
+from bat_vqvae.device_recipe import learning_rate
 from bat_vqvae.guard import LossGuard, NonFiniteLossError
 from bat_vqvae.holdout import score_holdout
 from bat_vqvae.mel_files import MelFile
@@ -150,7 +151,8 @@ def train(
         remove_checkpoints(checkpoints)
         start_step = 0
         normalizer = fit_normalizer(train_files)
-        initialise_codebook(model, train_files, train_names, normalizer, train_config, torch_device)
+        if model_config.quantizer == "ema":  # fsq has no codebook to place
+            initialise_codebook(model, train_files, train_names, normalizer, train_config, torch_device)
 
     started = time.perf_counter()
     _steps(model, optimizer, train_files, train_names, normalizer, start_step, train_config, torch_device,
@@ -197,13 +199,18 @@ def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.to(device)
 
 
+def bf16_supported(device: torch.device) -> bool:
+    """bf16 autocast only on a CUDA GPU that computes in bf16 (Ampere and later); fp32 elsewhere."""
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
 def _steps(model: VQVAE, optimizer: torch.optim.Optimizer, files: list[MelFile], names: list[str],
            normalizer: MelNormalizer, start_step: int, config: TrainConfig, device: torch.device, checkpoint,
            train_log: TrainLog, show_progress: bool) -> None:
     """Optimiser steps ``start_step .. config.steps``; losses checked (with the files that fed them) before every
     log line and checkpoint."""
     guard = LossGuard()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16_supported(device) else nullcontext()
     bar = progress_bar(max(0, config.steps - start_step), "train", show_progress, unit="step")
     model.train()
     try:
@@ -219,6 +226,8 @@ def _steps(model: VQVAE, optimizer: torch.optim.Optimizer, files: list[MelFile],
             loss = reconstruction + out["commitment"]
             guard.note(step + 1, loss, [names[index] for index in crops.files])
             optimizer.zero_grad(set_to_none=True)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config.lr, config.warmup_steps, step)
             loss.backward()
             optimizer.step()
             done = step + 1
@@ -228,7 +237,7 @@ def _steps(model: VQVAE, optimizer: torch.optim.Optimizer, files: list[MelFile],
                 guard.check()
             if logging_now:
                 counts = code_counts(out["codes"].cpu().numpy(), model.config.codes)
-                train_log.append([done, loss.item(), reconstruction.item(), out["commitment"].item(), usage(counts),
+                train_log.append([done, done * config.batch_size, loss.item(), reconstruction.item(), out["commitment"].item(), usage(counts),
                                   perplexity(counts)])
             if saving_now:
                 checkpoint(done)
