@@ -82,3 +82,12 @@ def test_time_layout_codes_map_to_original_seconds_and_the_manifest_says_so(proj
         assert len(codes) / row["frames_per_second"] == pytest.approx(row["seconds"], abs=1 / row["frames_per_second"])
         mel = np.load(project / "derived" / TINY_MEL.representation / f"{item.stem}.npy")
         np.testing.assert_array_equal(codes, tokenizer.encode(mel))
+
+
+def test_a_time_layout_reconstruction_draws_one_row_of_codes(tmp_path):
+    pytest.importorskip("matplotlib")
+    from bat_vqvae.plot import render_reconstruction
+
+    mel = np.random.default_rng(0).standard_normal((32, 40)).astype(np.float32)
+    path = render_reconstruction(mel, mel, np.arange(10, dtype=np.int16), "t", tmp_path / "r.png", 100.0)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
