@@ -219,3 +219,22 @@ def test_weights_with_a_nan_are_refused():
         next(model.parameters()).view(-1)[0] = float("nan")
     with pytest.raises(NonFiniteLossError, match="not saved to here"):
         require_finite_weights(model, "here")
+
+
+def test_prefetched_crops_are_the_crops_of_each_step(tmp_path):
+    from bat_vqvae.config import TrainConfig
+    from bat_vqvae.training import step_crops
+
+    rng = np.random.default_rng(0)
+    files = [_stored(tmp_path, name, rng.standard_normal((30, frames)).astype(np.float32))
+             for name, frames in (("a", 300), ("b", 20), ("c", 90))]
+    normalizer = MelNormalizer(np.zeros(30, np.float32), np.ones(30, np.float32))
+    config = TrainConfig(steps=7, batch_size=3, crop_frames=32)
+    plain = list(step_crops(files, normalizer, 2, config, prefetch=False))
+    ahead = list(step_crops(files, normalizer, 2, config, prefetch=True))
+    assert len(plain) == len(ahead) == 5
+    for one, other in zip(plain, ahead):
+        np.testing.assert_array_equal(one.data, other.data)
+        assert one.files == other.files
+    resumed = list(step_crops(files, normalizer, 4, config, prefetch=True))
+    np.testing.assert_array_equal(resumed[0].data, plain[2].data)
