@@ -11,7 +11,7 @@ The probe is bat-core's: logistic regression, stratified folds grouped by record
 on both sides), accuracy mean and spread over folds; the majority class is the floor.
 The VQ-VAEs train on every recording of shared/bats (no labels used), ``--crops`` crops each.
 
-    python tools/bench/vqvae_quality.py --crops 4000
+    python tools/bench/vqvae_quality.py --crops 2000
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def link_corpus(shared: Path, work: Path) -> Dataset:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--crops", type=int, default=4000, help="training crops per VQ-VAE (default: 4000)")
+    parser.add_argument("--crops", type=int, default=2000, help="training crops per VQ-VAE (default: 2000)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names to train")
     args = parser.parse_args()
