@@ -91,3 +91,10 @@ def test_a_time_layout_reconstruction_draws_one_row_of_codes(tmp_path):
     mel = np.random.default_rng(0).standard_normal((32, 40)).astype(np.float32)
     path = render_reconstruction(mel, mel, np.arange(10, dtype=np.int16), "t", tmp_path / "r.png", 100.0)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_model_saved_before_the_quantizer_options_still_loads_as_ema_grid():
+    earlier = {"n_mels": 32, "hidden": 16, "codes": 16, "code_dim": 8, "downsample_layers": 2, "decay": 0.9,
+               "commitment": 0.25, "dead_code_threshold": 2.0, "cosine": False}
+    config = VQVAEConfig.from_dict(earlier)
+    assert (config.quantizer, config.code_layout, config.codes) == ("ema", "grid", 16)
