@@ -34,6 +34,45 @@ def test_deeper_and_cosine_configs():
     assert torch.allclose(model.quantizer.embed.norm(dim=1), torch.ones(8), atol=1e-4)
 
 
+@pytest.mark.parametrize("layout", ["grid", "time"])
+@pytest.mark.parametrize("quantizer", ["ema", "fsq"])
+def test_each_quantizer_and_code_layout_round_trips_codes(quantizer, layout):
+    config = VQVAEConfig(n_mels=30, hidden=8, code_dim=4, quantizer=quantizer, fsq_levels=(4, 3, 5),
+                         code_layout=layout, codes=16)
+    assert config.codes == (60 if quantizer == "fsq" else 16)
+    model = VQVAE(config).eval()  # no EMA update between the two passes
+    mels = torch.randn(2, 30, 37)
+    out = model(mels)
+    expected = (2, 10, 8) if layout == "grid" else (2, 10)
+    assert out["reconstruction"].shape == mels.shape and out["codes"].shape == expected
+    codes = model.encode(mels)
+    assert codes.shape == expected and codes.min() >= 0 and codes.max() < config.codes
+    assert torch.equal(codes, out["codes"]), "training and encoding pick the same codes"
+    assert model.decode(codes, 30, 37).shape == mels.shape
+    out["reconstruction"].pow(2).mean().backward()  # gradients reach the encoder through the quantiser
+    assert model.encoder[0].weight.grad.abs().sum() > 0
+
+
+def test_fsq_codes_are_the_mixed_radix_number_of_the_rounded_digits():
+    from bat_vqvae.fsq import FiniteScalarQuantizer
+
+    fsq = FiniteScalarQuantizer((8, 5, 5, 5), dim=4)
+    every = torch.arange(1000)
+    vectors = fsq.lookup(every)
+    assert vectors.shape == (1000, 4)
+    with torch.no_grad():  # each code's own digits, pushed through the bound, give the code back
+        digits = (every[:, None] // fsq.basis) % fsq.levels.long() - fsq.levels.long() // 2
+        half_l = (fsq.levels - 1) * (1 + 1e-3) / 2
+        offset = (fsq.levels % 2 == 0).float() * 0.5
+        pre = torch.atanh((digits + offset) / half_l) - torch.atanh(offset / half_l)
+        assert torch.equal(fsq._indices(torch.tanh(pre + torch.atanh(offset / half_l)) * half_l - offset), every)
+    assert sorted(fsq.nearest(torch.randn(5000, 4) * 10).unique().tolist())[0] >= 0
+    with pytest.raises(ValueError, match="fsq_levels must be integers >= 2"):
+        VQVAEConfig(quantizer="fsq", fsq_levels=(8, 1))
+    with pytest.raises(ValueError, match="code_layout must be one of grid, time"):
+        VQVAEConfig(code_layout="freq")
+
+
 def test_padding_does_not_count_in_the_loss():
     batch = torch.zeros(2, 30, 11)
     batch[0, :, :5], batch[1] = 1.0, 2.0
@@ -114,7 +153,7 @@ def test_bat_core_kmeans_finds_separated_clusters():
 
 def test_dead_codes_are_restarted_on_data():
     torch.manual_seed(0)
-    quantizer = EMAVectorQuantizer(codes=8, dim=2, dead_code_threshold=1.0, decay=0.5)
+    quantizer = EMAVectorQuantizer(codes=8, dim=2, dead_code_share=0.5, decay=0.5)
     quantizer.embed.fill_(100.0)  # every code far from the data...
     quantizer.embed[0] = 0.0  # ...but one, which takes every vector
     quantizer.embed_sum.copy_(quantizer.embed)
@@ -127,11 +166,33 @@ def test_dead_codes_are_restarted_on_data():
     assert len(indices.unique()) > 1
 
 
+def test_codes_on_a_tiny_share_of_a_large_batch_are_restarted_over_long_training():
+    """At a GPU-sized batch an absolute dead-code count (the former 2) never fires: codes that the data has
+    nearly left (here half the codebook, on clusters holding 0.02% of the vectors each) lived on forever, and
+    the perplexity stayed at the 8 busy clusters (8.1 after 300 steps with the former rule, 13.3 now). The relative
+    threshold moves them onto the data, where they split the busy clusters."""
+    generator = torch.Generator().manual_seed(0)
+    busy = torch.tensor([[10.0 * (i % 4), 10.0 * (i // 4)] for i in range(8)])
+    rare = busy + 100.0  # far from the busy ones: only their own few vectors reach them
+    quantizer = EMAVectorQuantizer(codes=16, dim=2, decay=0.9)
+    quantizer.embed.copy_(torch.cat([busy, rare]))
+    quantizer.cluster_size.fill_(1024.0)
+    quantizer.embed_sum.copy_(quantizer.embed * 1024)
+    quantizer.train()
+    for _ in range(300):
+        centres = torch.cat([busy.repeat_interleave(2044, 0), rare.repeat_interleave(3, 0)])  # 16 376 vectors
+        quantizer(centres + torch.randn(centres.shape, generator=generator))
+    counts = torch.bincount(quantizer.nearest(centres + torch.randn(centres.shape, generator=generator)),
+                            minlength=16).double()
+    shares = counts / counts.sum()
+    assert torch.exp(-(shares[shares > 0] * shares[shares > 0].log()).sum()) > 12
+
+
 def test_uniform_init_collapses_kmeans_init_does_not():
     """The failure the naive recipe has: codes far from the data are never chosen."""
     torch.manual_seed(0)
     data = torch.randn(2000, 4) * 3
-    collapsed = EMAVectorQuantizer(codes=16, dim=4, dead_code_threshold=0.0)
+    collapsed = EMAVectorQuantizer(codes=16, dim=4, dead_code_share=0.0)
     collapsed.embed.uniform_(-1 / 16, 1 / 16)
     alive = EMAVectorQuantizer(codes=16, dim=4)
     alive.initialise(data, iters=10, seed=0, vectors_per_batch=2000)
@@ -158,3 +219,22 @@ def test_weights_with_a_nan_are_refused():
         next(model.parameters()).view(-1)[0] = float("nan")
     with pytest.raises(NonFiniteLossError, match="not saved to here"):
         require_finite_weights(model, "here")
+
+
+def test_prefetched_crops_are_the_crops_of_each_step(tmp_path):
+    from bat_vqvae.config import TrainConfig
+    from bat_vqvae.training import step_crops
+
+    rng = np.random.default_rng(0)
+    files = [_stored(tmp_path, name, rng.standard_normal((30, frames)).astype(np.float32))
+             for name, frames in (("a", 300), ("b", 20), ("c", 90))]
+    normalizer = MelNormalizer(np.zeros(30, np.float32), np.ones(30, np.float32))
+    config = TrainConfig(steps=7, batch_size=3, crop_frames=32)
+    plain = list(step_crops(files, normalizer, 2, config, prefetch=False))
+    ahead = list(step_crops(files, normalizer, 2, config, prefetch=True))
+    assert len(plain) == len(ahead) == 5
+    for one, other in zip(plain, ahead):
+        np.testing.assert_array_equal(one.data, other.data)
+        assert one.files == other.files
+    resumed = list(step_crops(files, normalizer, 4, config, prefetch=True))
+    np.testing.assert_array_equal(resumed[0].data, plain[2].data)

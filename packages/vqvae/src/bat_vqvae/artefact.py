@@ -105,10 +105,11 @@ class VQVAETokenizer:
         config = json.loads((directory / CONFIG_FILE).read_text())
         if config.get("format") != FORMAT:
             raise ConfigMismatchError(f"{directory} holds no bat-vqvae model (format {config.get('format')!r})")
-        model = VQVAE(VQVAEConfig(**config["model"]))
+        model = VQVAE(VQVAEConfig.from_dict(config["model"]))
         tensors = load_file(str(directory / WEIGHTS_FILE))
         state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-        state["quantizer.initted"] = state["quantizer.initted"].bool()
+        if "quantizer.initted" in state:  # safetensors holds no bool: saved as a float
+            state["quantizer.initted"] = state["quantizer.initted"].bool()
         model.load_state_dict(state)
         normalizer = MelNormalizer(tensors["normalizer.mean"].numpy(), tensors["normalizer.std"].numpy())
         metadata = {k: v for k, v in config.items() if k not in ("format", "package_version", "model", "mel")}

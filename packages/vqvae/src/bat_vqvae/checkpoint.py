@@ -85,7 +85,7 @@ def require_same_settings(directory: Path, state: dict, model_config: VQVAEConfi
     asked_mel = json.loads(json.dumps(asdict(mel_config), default=str))
     made_mel = dict(state["mel"])
     checks = [
-        ("model settings", state["model"], asdict(model_config)),
+        ("model settings", state["model"], json.loads(json.dumps(asdict(model_config)))),  # tuples as JSON lists
         ("training settings", _without(state["train"], RUN_LENGTH_SETTINGS), _without(asdict(train_config), RUN_LENGTH_SETTINGS)),
         ("time expansion", made_mel.pop("time_expansion", None), asked_mel.pop("time_expansion")),
         ("mel settings", made_mel, asked_mel),
@@ -112,7 +112,8 @@ def load_checkpoint(directory: Path, model: VQVAE, optimizer: torch.optim.Optimi
     state = read_state(directory)
     tensors = load_file(str(directory / TENSORS_FILE), device=str(device))
     model_state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-    model_state["quantizer.initted"] = model_state["quantizer.initted"].bool()
+    if "quantizer.initted" in model_state:  # safetensors holds no bool: saved as a float
+        model_state["quantizer.initted"] = model_state["quantizer.initted"].bool()
     model.load_state_dict(model_state)
     optimizer_state: dict = {"state": {}, "param_groups": state["param_groups"]}
     for key, value in tensors.items():

@@ -32,8 +32,20 @@ from bat_core.cli_common import (
 from bat_core.errors import BatError
 from bat_core.paths import ProjectPaths
 from bat_vqvae.__about__ import __version__
-from bat_vqvae.config import TrainConfig, VQVAEConfig
+from bat_vqvae.config import CODE_LAYOUTS, QUANTIZERS, TrainConfig, VQVAEConfig
+from bat_vqvae.device_recipe import CPU_RECIPE, GPU_RECIPE
 from bat_vqvae.layout import default_model_dir, representation
+
+
+def fsq_levels(text: str) -> tuple[int, ...]:
+    """``8,5,5,5`` -> (8, 5, 5, 5)."""
+    try:
+        levels = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, e.g. 8,5,5,5; got {text!r}") from None
+    if not levels or min(levels) < 2:
+        raise argparse.ArgumentTypeError(f"each level must be >= 2, got {text!r}")
+    return levels
 
 
 def _model_dir(args: argparse.Namespace) -> Path:
@@ -50,17 +62,22 @@ def _tokenizer(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
+    from bat_core.device import resolve_device
     from bat_core.mels import MelConfig
+    from bat_vqvae.device_recipe import recipe_for
     from bat_vqvae.training import train
 
+    recipe = recipe_for(resolve_device(args.device).type)
     try:
         train_config = TrainConfig(
-            steps=args.steps, batch_size=args.batch_size, lr=args.lr, crop_frames=args.crop_frames, seed=args.seed,
+            steps=args.steps, batch_size=args.batch_size or recipe.batch_size, lr=args.lr or recipe.lr,
+            warmup_steps=recipe.warmup_steps, crop_frames=args.crop_frames, seed=args.seed,
             checkpoint_every=args.checkpoint_every, log_every=min(TrainConfig().log_every, args.steps),
             holdout_fraction=args.holdout_fraction,
         )
         model_config = VQVAEConfig(n_mels=args.n_mels, codes=args.codes, code_dim=args.code_dim, hidden=args.hidden,
-                                   cosine=args.cosine)
+                                   cosine=args.cosine, quantizer=args.quantizer, fsq_levels=args.fsq_levels,
+                                   code_layout=args.code_layout)
         mel_config = MelConfig(n_mels=args.n_mels, time_expansion=time_expansion_from_args(args))
     except ValueError as error:
         raise BatError(f"bad option: {error}") from error
@@ -113,13 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "--checkpoint-every steps; --resume continues. Files that cannot be used are listed, and named in "
                     "MODEL/config.json (exit 1); a non-finite loss stops training naming the files that fed it. An "
                     "existing model is replaced only with --overwrite.")
-    add_common_arguments(train_parser, batch_size=TrainConfig().batch_size, seed=True, shard_option=False)
+    add_common_arguments(train_parser, batch_size=None, seed=True, shard_option=False)
     defaults, model_defaults = TrainConfig(), VQVAEConfig()
+    train_parser.add_argument("--batch-size", type=positive_int, default=None,
+                              help=f"crops per step (default: by device: {CPU_RECIPE.batch_size} on CPU, "
+                                   f"{GPU_RECIPE.batch_size} on a CUDA GPU with a {GPU_RECIPE.warmup_steps}-step "
+                                   "learning-rate warm-up)")
     train_parser.add_argument("--model", default=None, help=model_help)
     train_parser.add_argument("--steps", type=positive_int, default=defaults.steps,
                               help=f"optimiser steps (default: {defaults.steps})")
-    train_parser.add_argument("--lr", type=positive_float, default=defaults.lr,
-                              help=f"Adam learning rate (default: {defaults.lr})")
+    train_parser.add_argument("--lr", type=positive_float, default=None,
+                              help=f"Adam learning rate (default: by device: {CPU_RECIPE.lr} on CPU, {GPU_RECIPE.lr} on "
+                                   "a CUDA GPU)")
     train_parser.add_argument("--crop-frames", type=positive_int, default=defaults.crop_frames,
                               help=f"mel frames per training crop (default: {defaults.crop_frames})")
     train_parser.add_argument("--codes", type=positive_int, default=model_defaults.codes,
@@ -128,7 +150,19 @@ def build_parser() -> argparse.ArgumentParser:
                               help=f"code vector size (default: {model_defaults.code_dim})")
     train_parser.add_argument("--hidden", type=positive_int, default=model_defaults.hidden,
                               help=f"hidden channels (default: {model_defaults.hidden})")
-    train_parser.add_argument("--cosine", action="store_true", help="cosine (L2-normalised) codes")
+    train_parser.add_argument("--cosine", action="store_true", help="cosine (L2-normalised) codes (ema quantizer)")
+    train_parser.add_argument("--quantizer", choices=QUANTIZERS, default=model_defaults.quantizer,
+                              help="ema: a learnt codebook (k-means start, EMA updates, dead codes restarted; "
+                                   "--codes sets its size); fsq: finite scalar quantisation, no codebook to collapse "
+                                   f"(--fsq-levels sets its size) (default: {model_defaults.quantizer})")
+    train_parser.add_argument("--fsq-levels", type=fsq_levels, default=model_defaults.fsq_levels, metavar="L1,L2,..",
+                              help="fsq: values per dimension; codes = their product (default: "
+                                   f"{','.join(map(str, model_defaults.fsq_levels))} = "
+                                   f"{VQVAEConfig(quantizer='fsq').codes} codes)")
+    train_parser.add_argument("--code-layout", choices=CODE_LAYOUTS, default=model_defaults.code_layout,
+                              help="grid: codes (T', F'), one per time-frequency cell; time: one code per time step "
+                                   "(T',), the frequency axis folded into it, a 1-D token stream (default: "
+                                   f"{model_defaults.code_layout})")
     train_parser.add_argument("--n-mels", type=positive_int, default=MEL_DEFAULTS["n_mels"],
                               help=f"mel bands (default: {MEL_DEFAULTS['n_mels']})")
     train_parser.add_argument("--checkpoint-every", type=positive_int, default=defaults.checkpoint_every,
@@ -145,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     encode_parser = add_command(
         commands, "encode", help="write codes per file to derived/tokens/vqvae/vqvae_<stem>.npy",
         description="Encode every selected recording into int16 codes of shape (T', F') (row-major ravel gives the "
-                    "flat token order), streamed from the audio through the bat-core runner (no mels needed first): "
+                    "flat token order), or (T',) for a model trained with --code-layout time, streamed from the "
+                    "audio through the bat-core runner (no mels needed first): "
                     "resumable, failures reported in the manifest derived/manifests/vqvae.parquet with frames per "
                     f"second of original audio. --tag NAME writes {representation('NAME')} beside the default.")
     add_common_arguments(encode_parser, batch_size=None)

@@ -54,7 +54,7 @@ def encode_dataset(
     tag: str | None = None,
     calls: CallSelection | None = None,
 ) -> RunSummary:
-    """Codes per file (int16, ``(T', F')``), resumable; a file that cannot be read or encoded is a failed row.
+    """Codes per file (int16, ``(T', F')`` or ``(T',)`` by the code layout), resumable; a file that cannot be read or encoded is a failed row.
 
     ``shard`` names this process's share for the store (its journal and lock); ``dataset`` is already that
     share (``Dataset.select(shard=...)``). ``calls``: each call encoded alone (its span plus context, widened
@@ -66,13 +66,14 @@ def encode_dataset(
 
     def codes(output):
         return AppendOutputs(output, lambda info: mel_config.frames_per_second(info.conversion) / config.stride,
-                             stride=config.stride, extra={"frequency_bins_per_code": config.stride})
+                             stride=config.stride, extra=config.manifest_extra())
 
     assembler = lambda item, output: codes(output)  # noqa: E731
     if calls is not None:
         shortest = (config.receptive_field - 1) * mel_config.hop_length + mel_config.n_fft  # model-rate samples
         prepare, assembler = per_call(prepare, codes, calls, min_samples=shortest,
-                                      empty=np.zeros((0, mel_config.n_mels // config.stride), dtype=np.int16))
+                                      empty=np.zeros((0, mel_config.n_mels // config.stride)[:2 if config.code_layout == "grid" else 1],
+                                                     dtype=np.int16))
     summary = run_to_store(dataset, store, prepare, assembler, CodeEncoder(tokenizer),
                            options=replace(options, description=options.description or "encode"), overwrite=overwrite)
     if calls is not None:

@@ -34,9 +34,10 @@ def render_reconstruction(mel: np.ndarray, reconstruction: np.ndarray, codes: np
     for axis, image, label in ((axes[0], mel, "input log-mel"), (axes[1], reconstruction, "reconstruction")):
         axis.imshow(image, origin="lower", aspect="auto", extent=extent, vmin=low, vmax=high, cmap="magma")
         axis.set_ylabel(f"{label}\nmel band")
-    axes[2].imshow(codes.T, origin="lower", aspect="auto", extent=[0, seconds, 0, codes.shape[1]],
+    grid = codes if codes.ndim == 2 else codes[:, None]  # the time layout: one row of codes
+    axes[2].imshow(grid.T, origin="lower", aspect="auto", extent=[0, seconds, 0, grid.shape[1]],
                    cmap="tab20", interpolation="nearest")
-    axes[2].set_ylabel("codes\nfrequency row")
+    axes[2].set_ylabel("codes\nfrequency row" if codes.ndim == 2 else "codes\n(one per time step)")
     axes[2].set_xlabel("seconds of original recording" if frames_per_second else "mel frame")
     mse = float(np.mean((mel - reconstruction) ** 2))
     figure.suptitle(f"{title}  (MSE {mse:.2f} dB^2, {len(np.unique(codes))} distinct codes)")

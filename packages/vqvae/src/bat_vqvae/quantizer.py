@@ -4,8 +4,16 @@
   most codes far from the data and never chosen), by bat-core's k-means (``bat_core.kmeans``:
   the project's one k-means, on the quantiser's device);
 - EMA updates of code vectors (VQ-VAE-2 / SoundStream), no codebook loss;
-- dead-code restart: a code whose EMA count falls under a threshold is moved onto a
-  random encoder output of the current batch (SoundStream, EnCodec, DAC do likewise);
+- dead-code restart: a code whose EMA count falls under ``dead_code_share`` of an even share of
+  the batch is moved onto a random encoder output of the current batch, and its EMA count and
+  sum restart with it (SoundStream, EnCodec, DAC and vector-quantize-pytorch's
+  ``threshold_ema_dead_code`` do likewise, with an absolute count). The threshold is relative
+  because the batch now depends on the device: the former absolute count of 2 is 1/16 of an
+  even share at the CPU batch (8 crops -> 8192 vectors, 256 codes), so the default 1/16 keeps
+  CPU training exactly as it was, while at a GPU's batch of 256 crops the same count of 2 is
+  1/512 of an even share and a code living on 0.01% of the data would never be restarted. A
+  code the data leaves falls under the threshold after log(share) / log(decay) steps (26 at
+  the defaults): "unused for N steps" follows from the EMA, with no counter to keep.
 - optional cosine codes (L2-normalised vectors, as in ViT-VQGAN / DAC).
 
 Written here rather than taken from vector-quantize-pytorch 1.32: with the same settings
@@ -40,10 +48,10 @@ def kmeans_codebook(vectors: torch.Tensor, codes: int, iters: int, seed: int, co
 
 class EMAVectorQuantizer(nn.Module):
     def __init__(self, codes: int, dim: int, decay: float = 0.99, commitment: float = 0.25,
-                 dead_code_threshold: float = 2.0, cosine: bool = False, eps: float = 1e-5):
+                 dead_code_share: float = 1 / 16, cosine: bool = False, eps: float = 1e-5):
         super().__init__()
         self.codes, self.dim, self.decay, self.commitment = codes, dim, decay, commitment
-        self.dead_code_threshold, self.cosine, self.eps = dead_code_threshold, cosine, eps
+        self.dead_code_share, self.cosine, self.eps = dead_code_share, cosine, eps
         self.register_buffer("embed", torch.randn(codes, dim) * 0.01)
         self.register_buffer("cluster_size", torch.ones(codes))
         self.register_buffer("embed_sum", self.embed.clone())
@@ -94,9 +102,16 @@ class EMAVectorQuantizer(nn.Module):
         total = self.cluster_size.sum()
         smoothed = (self.cluster_size + self.eps) / (total + self.codes * self.eps) * total
         self.embed.copy_(self._prepare(self.embed_sum / smoothed[:, None]))
-        dead = self.cluster_size < self.dead_code_threshold
+        self._restart_dead(vectors)
+
+    @torch.no_grad()
+    def _restart_dead(self, vectors: torch.Tensor) -> None:
+        """Codes under ``dead_code_share`` of an even share go onto random vectors of this batch; their EMA count
+        and sum restart at the threshold (a restarted code the data does not take is restarted again soon)."""
+        threshold = self.dead_code_share * self.cluster_size.sum() / self.codes
+        dead = self.cluster_size < threshold
         if dead.any():
             replacements = vectors[torch.randint(vectors.shape[0], (int(dead.sum()),), device=vectors.device)]
             self.embed[dead] = replacements
-            self.cluster_size[dead] = self.dead_code_threshold
-            self.embed_sum[dead] = replacements * self.dead_code_threshold
+            self.cluster_size[dead] = threshold
+            self.embed_sum[dead] = replacements * threshold

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-LOG_COLUMNS = ["step", "loss", "reconstruction_mse", "commitment", "batch_usage", "batch_perplexity"]
+LOG_COLUMNS = ["step", "crops_seen", "loss", "reconstruction_mse", "commitment", "batch_usage", "batch_perplexity"]
 
 
 class TrainLog:
