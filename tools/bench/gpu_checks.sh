@@ -46,5 +46,5 @@ part feeding 100 python3 tools/bench/w2v_feeding.py --files 500 --workers-list 1
 part w2v_kmeans 180 python3 tools/bench/w2v_kmeans.py --files 500 --device cuda --json "$out/w2v_kmeans.json"
 part feeding_profile 60 python3 tools/bench/w2v_feeding.py --files 500 --workers-list 8 --device cuda --profile 30
 BAT_VENV=/tmp/site BAT_DEMO_VQ_STEPS=100 part demo 90 bash tools/demo.sh /tmp/gpu-demo
-part per_call 240 python3 tools/bench/per_call.py --device cuda --size base --workers 8
-[ -f tools/bench/vqvae_gpu.py ] && part vqvae_gpu 200 python3 tools/bench/vqvae_gpu.py --device cuda
+part per_call 200 python3 tools/bench/per_call.py --device cuda --size base --workers 8
+part vqvae_gpu 240 python3 tools/bench/vqvae_gpu.py --crops 40000 --device cuda
