@@ -6,10 +6,11 @@ MODEL_RATE = 16_000  # the rate every speech encoder bat-w2v-kmeans loads expect
 SAMPLES_PER_FRAME = 320  # 20 ms at 16 kHz: the conv front-end's stride, and the targets' hop
 FRAME_SAMPLES = 400  # the conv front-end's receptive field, and the targets' window
 
-# Training crops: 1 s of model audio (50 frames). Recordings are cut into crops as they stream past; a
-# recording's tail (and a whole short clip) is kept down to one frame and padded, its padding masked out.
-CROP_SECONDS = 1.0
-MAX_CROPS = 4000  # the reservoir (HashedSample) of crops: 4000 x 1 s x 4 bytes = 256 MB at most
+# Training crops: 0.5 s of model audio (25 frames; most shared/bats clips are 0.375 s once expanded x15, and
+# padding costs as much compute as audio). Recordings are cut into crops as they stream past; a recording's
+# tail (and a whole short clip) is kept down to one frame and padded, its padding masked out.
+CROP_SECONDS = 0.5
+MAX_CROPS = 8000  # the reservoir (HashedSample) of crops: 8000 x 0.5 s x 4 bytes = 256 MB at most
 HELD_BACK_FRACTION = 0.1  # crops kept out of training to measure masked-frame accuracy
 
 # The small default model: measured on shared/bats (617 s of model audio) on a 2-core CPU (README).
@@ -17,8 +18,8 @@ HIDDEN_SIZE = 256
 LAYERS = 4
 HEADS = 4
 INTERMEDIATE_SIZE = 1024
-CONV_CHANNELS = 128
-EPOCHS = 4  # per iteration
+CONV_CHANNELS = 64
+EPOCHS = 3  # per iteration
 ITERATIONS = 2
 BATCH_SIZE = 16
 LEARNING_RATE = 5e-4
@@ -30,7 +31,7 @@ MELS = 40
 CLUSTERS = (50, 100)  # per iteration; the last repeats for further iterations
 MAX_FIT_FRAMES = 50_000
 
-# Masking as fairseq HuBERT (mask_prob 0.8, mask_length 10) scaled to 1 s crops: spans of 5 frames.
+# Masking as fairseq HuBERT (mask_prob 0.8, mask_length 10 of ~12 s crops) scaled to 0.5 s crops: spans of 5 frames.
 MASK_PROB = 0.65
 MASK_LENGTH = 5
 
