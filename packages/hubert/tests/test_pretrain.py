@@ -42,6 +42,10 @@ def test_pretrain_cli_saves_a_folder_transformers_loads(demo_root, tiny, capsys)
 
     assert main(["pretrain", "--root", str(demo_root), *tiny]) == 2  # an existing model is kept
     assert "--overwrite" in capsys.readouterr().err
+    (model_dir / "notes.txt").write_text("mine")
+    assert main(["pretrain", "--root", str(demo_root), *tiny, "--iterations", "1", "--epochs", "1", "--overwrite"]) == 0
+    assert json.loads((model_dir / "bat_hubert_training.json").read_text())["iterations"] == 1
+    assert (model_dir / "notes.txt").read_text() == "mine"  # --overwrite replaces only what pretrain writes
 
 
 class Stop(Exception):

@@ -15,7 +15,6 @@ import csv
 import hashlib
 import json
 import logging
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,6 +52,7 @@ LOG_CSV = "pretrain_log.csv"
 LOG_COLUMNS = ("iteration", "epoch", "clusters", "train_loss", "held_loss", "held_masked_accuracy",
                "chance_accuracy", "held_masked_frames", "targets_pnmi", "label_column", "seconds")
 DEFAULT_LABEL_COLUMN = "call_type"
+OUTPUTS = ("config.json", "model.safetensors", "preprocessor_config.json", TRAINING_JSON, LOG_CSV, CHECKPOINT)
 
 
 @dataclass(frozen=True)
@@ -109,11 +109,13 @@ def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings
     if resume and not checkpoint.is_file():
         raise BatError(f"--resume: no checkpoint in {directory} (a pretrain stopped before it ended leaves "
                        f"{CHECKPOINT}); run without --resume")
-    if not resume and (directory / "config.json").exists() or not resume and checkpoint.exists():
+    ours = [directory / name for name in OUTPUTS]
+    if not resume and any(path.exists() for path in ours):
         if not overwrite:
             raise BatError(f"{directory} already holds a model or a checkpoint; pass --overwrite to replace it, "
                            "--resume to continue a stopped run, or --model DIR to keep both")
-        shutil.rmtree(directory)
+        for path in ours:  # only what pretrain writes: --model may name a folder holding other things
+            path.unlink(missing_ok=True)
     device = torch.device(device)
     fingerprint = corpus_fingerprint(items)
     key = settings_key(settings, expansion, fingerprint)
@@ -158,7 +160,6 @@ def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings
                                          device=device)
             stage = new_stage(model, k, targets[: len(train)], targets[len(train):], train_settings, iteration)
             first_epoch = 0
-        stage.head.to(device)
         iteration_pnmi = _pnmi(stage, labels)
 
         def finished(result: EpochResult, iteration=iteration, stage=stage, k=k, iteration_pnmi=iteration_pnmi) -> None:

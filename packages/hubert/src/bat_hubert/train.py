@@ -61,7 +61,7 @@ class Stage:
 def new_stage(model: torch.nn.Module, k: int, train_targets: np.ndarray, held_targets: np.ndarray,
               settings: TrainSettings, iteration: int) -> Stage:
     torch.manual_seed(_epoch_seed(settings.seed, iteration, -1))
-    head = torch.nn.Linear(model.config.hidden_size, k)
+    head = torch.nn.Linear(model.config.hidden_size, k).to(next(model.parameters()).device)  # before the optimizer
     optimizer = torch.optim.AdamW([*model.parameters(), *head.parameters()], lr=settings.learning_rate,
                                   betas=(0.9, 0.98), weight_decay=0.01)
     return Stage(model, head, optimizer, train_targets, held_targets)
