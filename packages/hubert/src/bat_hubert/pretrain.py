@@ -43,7 +43,7 @@ from bat_hubert.defaults import (
     TRAINING_JSON,
 )
 from bat_hubert.model import ModelSize, new_model, save_encoder
-from bat_hubert.targets import cluster_targets, frame_count, log_mel_frames, mel_filters, pnmi
+from bat_hubert.targets import cluster_targets, log_mel_frames, mel_filters, pnmi
 from bat_hubert.train import EpochResult, Stage, TrainSettings, new_stage, run_epochs
 
 log = logging.getLogger(__name__)
@@ -260,4 +260,4 @@ def _pnmi(stage: Stage, labels: np.ndarray | None) -> float | None:
     return pnmi(targets[valid], frame_labels[valid])
 
 
-__all__ = ["PretrainResult", "PretrainSettings", "frame_count", "pretrain"]
+__all__ = ["PretrainResult", "PretrainSettings", "pretrain"]
