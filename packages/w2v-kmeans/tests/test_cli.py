@@ -139,3 +139,30 @@ def test_per_call_run_tokens_each_call_in_original_seconds_beside_the_whole_file
     assert (demo_root / "derived" / "models" / "w2v_kmeans-calls" / "config.json").is_file()
     assert main(["run", *common, "--segments", str(boxes), "--context-ms", "3", "--dedup"]) == 2
     assert main(["encode", "--root", str(demo_root), "--segments", "detected", "-q"]) == 2  # not segmented yet
+
+
+def _pretrained_by_bat_hubert(tiny_hubert, tmp_path, factor: str):
+    """The tiny HuBERT with the training record bat-hubert writes beside its weights."""
+    import shutil
+
+    model = tmp_path / "bat_hubert_model"
+    shutil.copytree(tiny_hubert, model)
+    (model / "bat_hubert_training.json").write_text(json.dumps(
+        {"time_expansion": factor, "time_expansion_by_sample_rate": {"250000": float(factor)},
+         "band_hz": [15000.0, 120000.0]}))
+    return model
+
+
+def test_auto_adopts_the_time_expansion_a_bat_hubert_encoder_was_trained_with(tiny_hubert, short_root, tmp_path):
+    model = _pretrained_by_bat_hubert(tiny_hubert, tmp_path, "10")
+    assert main(["fit", *common(short_root, model), *FIT]) == 0
+    config = json.loads((short_root / "derived" / "models" / "w2v_kmeans" / "config.json").read_text())
+    assert config["time_expansion"] == "10"
+
+
+def test_another_explicit_time_expansion_than_the_encoder_was_trained_with_exits_2(tiny_hubert, short_root, tmp_path,
+                                                                                   capsys):
+    model = _pretrained_by_bat_hubert(tiny_hubert, tmp_path, "10")
+    assert main(["run", *common(short_root, model), *FIT, "--time-expansion", "15"]) == 2
+    assert "pretrained on recordings time-expanded x10" in capsys.readouterr().err
+    assert main(["fit", *common(short_root, model), *FIT, "--time-expansion", "10"]) == 0

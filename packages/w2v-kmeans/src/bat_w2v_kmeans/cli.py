@@ -89,10 +89,12 @@ def _quiet_model_loading(args) -> None:
 def _new_tokenizer(args):
     from bat_w2v_kmeans.encoder import SpeechEncoder
     from bat_w2v_kmeans.tokenizer import W2VKMeansTokenizer
+    from bat_w2v_kmeans.trained_on import expansion_for_model
 
     _quiet_model_loading(args)
+    expansion = expansion_for_model(args.model, time_expansion_from_args(args))  # before loading the model
     encoder = SpeechEncoder.from_pretrained(args.model, layer=_layer(args), device=args.device, **_encoder_options(args))
-    return W2VKMeansTokenizer(encoder, time_expansion_from_args(args))
+    return W2VKMeansTokenizer(encoder, expansion)
 
 
 def _print_fit(codebook, directory: Path) -> int:

@@ -1,0 +1,39 @@
+"""Defaults shared by the CLI and the library; imports nothing, so ``--help`` stays instant."""
+
+from __future__ import annotations
+
+MODEL_RATE = 16_000  # the rate every speech encoder bat-w2v-kmeans loads expects
+SAMPLES_PER_FRAME = 320  # 20 ms at 16 kHz: the conv front-end's stride, and the targets' hop
+FRAME_SAMPLES = 400  # the conv front-end's receptive field, and the targets' window
+
+# Training crops: 0.5 s of model audio (25 frames; most shared/bats clips are 0.375 s once expanded x15, and
+# padding costs as much compute as audio). Recordings are cut into crops as they stream past; a recording's
+# tail (and a whole short clip) is kept down to one frame and padded, its padding masked out.
+CROP_SECONDS = 0.5
+MAX_CROPS = 8000  # the reservoir (HashedSample) of crops: 8000 x 0.5 s x 4 bytes = 256 MB at most
+HELD_BACK_FRACTION = 0.1  # crops kept out of training to measure masked-frame accuracy
+
+# The small default model: measured on shared/bats (617 s of model audio) on a 2-core CPU (README).
+HIDDEN_SIZE = 256
+LAYERS = 4
+HEADS = 4
+INTERMEDIATE_SIZE = 1024
+CONV_CHANNELS = 64
+EPOCHS = 3  # per iteration
+ITERATIONS = 2
+BATCH_SIZE = 16
+LEARNING_RATE = 5e-4
+WARMUP_FRACTION = 0.1
+
+# Targets: iteration 1 clusters log-mel frames, later iterations a middle layer's features (fairseq HuBERT:
+# 100 clusters of MFCC, then 500 of layer 6 of 12).
+MELS = 40
+CLUSTERS = (50, 100)  # per iteration; the last repeats for further iterations
+MAX_FIT_FRAMES = 50_000
+
+# Masking as fairseq HuBERT (mask_prob 0.8, mask_length 10 of ~12 s crops) scaled to 0.5 s crops: spans of 5 frames.
+MASK_PROB = 0.65
+MASK_LENGTH = 5
+
+DEFAULT_MODEL_NAME = "bat_hubert"  # derived/models/bat_hubert
+TRAINING_JSON = "bat_hubert_training.json"

@@ -1,0 +1,101 @@
+"""The whole pretrain on the demo corpus with a tiny model: the folder, the log, resume, failures."""
+
+import csv
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bat_core.dataset import Dataset
+from bat_core.runner import RunOptions
+from bat_core.testing import add_bad_files
+from bat_hubert.cli import main
+from bat_hubert.model import ModelSize
+from bat_hubert.pretrain import PretrainSettings, pretrain
+
+TINY_SETTINGS = PretrainSettings(iterations=2, epochs=2, size=ModelSize(32, 2, 2, 64, 16), clusters=(8, 12))
+QUIET = RunOptions(workers=0, show_progress=False)
+
+
+def test_pretrain_cli_saves_a_folder_transformers_loads(demo_root, tiny, capsys):
+    model_dir = demo_root / "derived" / "models" / "bat_hubert"
+    assert main(["pretrain", "--root", str(demo_root), *tiny]) == 0
+    assert "bat-w2v-kmeans run" in capsys.readouterr().out
+    from transformers import HubertModel
+
+    model, loading = HubertModel.from_pretrained(model_dir, output_loading_info=True)
+    assert not loading["missing_keys"] and not loading["unexpected_keys"]
+    assert model.config.num_hidden_layers == 2 and model.config.conv_dim == [16] * 7
+    assert json.loads((model_dir / "preprocessor_config.json").read_text())["sampling_rate"] == 16_000
+    training = json.loads((model_dir / "bat_hubert_training.json").read_text())
+    assert training["time_expansion"] == "auto" and training["iterations"] == 2
+    assert set(training["time_expansion_by_sample_rate"].values()) == {15.0}
+    assert len(training["corpus_fingerprint"]) == 16
+    with open(model_dir / "pretrain_log.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["iteration"], r["epoch"], r["clusters"]) for r in rows] == [("1", "1", "8"), ("1", "2", "8"),
+                                                                          ("2", "1", "12"), ("2", "2", "12")]
+    assert all(0 <= float(r["held_masked_accuracy"]) <= 1 and r["label_column"] == "call_type" for r in rows)
+    assert 0 < float(rows[0]["targets_pnmi"]) <= 1
+    assert not (model_dir / "pretrain_checkpoint.safetensors").exists()
+
+    assert main(["pretrain", "--root", str(demo_root), *tiny]) == 2  # an existing model is kept
+    assert "--overwrite" in capsys.readouterr().err
+    (model_dir / "notes.txt").write_text("mine")
+    assert main(["pretrain", "--root", str(demo_root), *tiny, "--iterations", "1", "--epochs", "1", "--overwrite"]) == 0
+    assert json.loads((model_dir / "bat_hubert_training.json").read_text())["iterations"] == 1
+    assert (model_dir / "notes.txt").read_text() == "mine"  # --overwrite replaces only what pretrain writes
+
+
+class Stop(Exception):
+    pass
+
+
+def test_resume_ends_with_the_weights_of_an_uninterrupted_run(demo_root, tmp_path):
+    dataset = Dataset.from_root(demo_root)
+    whole = pretrain(dataset, tmp_path / "whole", TINY_SETTINGS, options=QUIET)
+
+    def stop_after_first_epoch(row):
+        if (row.iteration, row.epoch) == (1, 0):
+            raise Stop
+
+    with pytest.raises(Stop):
+        pretrain(dataset, tmp_path / "stopped", TINY_SETTINGS, options=QUIET, after_epoch=stop_after_first_epoch)
+    assert (tmp_path / "stopped" / "pretrain_checkpoint.safetensors").is_file()
+    resumed = pretrain(dataset, tmp_path / "stopped", TINY_SETTINGS, options=QUIET, resume=True)
+    assert [(r.iteration, r.epoch) for r in resumed.rows] == [(1, 1), (2, 0), (2, 1)]
+    expected = load_file(whole.directory / "model.safetensors")
+    got = load_file(resumed.directory / "model.safetensors")
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[key], got[key]) for key in expected)
+    with open(resumed.directory / "pretrain_log.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 4
+
+
+def test_resume_refuses_other_settings(demo_root, tmp_path):
+    dataset = Dataset.from_root(demo_root)
+
+    def stop(row):
+        raise Stop
+
+    with pytest.raises(Stop):
+        pretrain(dataset, tmp_path / "m", TINY_SETTINGS, options=QUIET, after_epoch=stop)
+    from dataclasses import replace
+
+    from bat_core.errors import ConfigMismatchError
+
+    with pytest.raises(ConfigMismatchError, match="other settings"):
+        pretrain(dataset, tmp_path / "m", replace(TINY_SETTINGS, seed=1), options=QUIET, resume=True)
+
+
+def test_bad_files_are_reported_and_the_rest_trains(demo_root, tiny, capsys):
+    expected = add_bad_files(demo_root)
+    model_dir = demo_root / "m"
+    assert main(["pretrain", "--root", str(demo_root), "--model", str(model_dir), *tiny, "--epochs", "1",
+                 "--iterations", "1"]) == 1
+    err = capsys.readouterr().err
+    for name, reason in expected.items():
+        assert name in err and reason in err.split(name, 1)[1].splitlines()[0]
+    assert (model_dir / "model.safetensors").is_file()
+    assert json.loads((model_dir / "bat_hubert_training.json").read_text())["recordings_failed"] == len(expected)
