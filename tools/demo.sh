@@ -50,6 +50,13 @@ if [ -x "$bin/bat-w2v-kmeans" ]; then
   "$bin/bat-w2v-kmeans" run --root "$project" --model "$model" --k 32 --dedup
 fi
 
+if [ -x "$bin/bat-hubert" ] && [ -x "$bin/bat-w2v-kmeans" ]; then
+  echo "== bat-hubert: pretrain an encoder on the demo recordings themselves, then tokenize with it"
+  "$bin/bat-hubert" pretrain --root "$project" --epochs "${BAT_DEMO_HUBERT_EPOCHS:-10}" --overwrite
+  "$bin/bat-w2v-kmeans" run --root "$project" --model "$project/derived/models/bat_hubert" --layer 2 --k 64 \
+    --tag bat_hubert --overwrite
+fi
+
 if [ -x "$bin/bat-ast-embed" ]; then
   choose_model BAT_AST_MODEL make_tiny_ast ast embeddings
   echo "== bat-ast-embed: embed"
