@@ -191,3 +191,19 @@ def _escapes(name: str) -> bool:
 def _short(values: list, limit: int = 10) -> str:
     shown = ", ".join(repr(v) for v in values[:limit])
     return shown + (f" ... ({len(values)} in all)" if len(values) > limit else "")
+
+
+def corpus_fingerprint(items: Sequence[DatasetItem]) -> str:
+    """The recordings a model or codebook was made from: names, sizes and modification times, order-free
+    (a missing file counts as ``missing``)."""
+    digest = hashlib.sha256()
+    for name, fingerprint in sorted((item.file_name, _fingerprint_or_missing(item)) for item in items):
+        digest.update(f"{name}\0{fingerprint}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _fingerprint_or_missing(item: DatasetItem) -> str:
+    try:
+        return item.fingerprint()
+    except OSError:
+        return "missing"

@@ -3,7 +3,6 @@ expansion, resampling to 16 kHz) exactly as bat-w2v-kmeans reads it, into a capp
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -79,18 +78,3 @@ def collect_crops(items: Sequence[DatasetItem], expansion: TimeExpansion, crop_s
     return Crops(audio=np.ascontiguousarray(rows[:, :crop]), valid=rows[:, crop].astype(np.int64),
                  file_index=rows[:, crop + 1].astype(np.int64), failures=sink.failures,
                  model_seconds=sink.samples_seen / MODEL_RATE, factors=dict(sorted(sink.factors.items())))
-
-
-def corpus_fingerprint(items: Sequence[DatasetItem]) -> str:
-    """The recordings trained on: names, sizes and modification times (order-free), as bat-w2v-kmeans's."""
-    digest = hashlib.sha256()
-    for name, fingerprint in sorted((item.file_name, _source(item)) for item in items):
-        digest.update(f"{name}\0{fingerprint}\n".encode())
-    return digest.hexdigest()[:16]
-
-
-def _source(item: DatasetItem) -> str:
-    try:
-        return item.fingerprint()
-    except OSError:
-        return "missing"

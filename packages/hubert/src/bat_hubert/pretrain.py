@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bat_core.dataset import Dataset, DatasetItem
+from bat_core.dataset import Dataset, DatasetItem, corpus_fingerprint
 from bat_core.errors import BatError, ConfigMismatchError
 from bat_core.runner import RunOptions
 from bat_core.time_expansion import TimeExpansion
 from bat_hubert.__about__ import __version__
 from bat_hubert.checkpoint import CHECKPOINT, read_checkpoint, restore_stage, save_checkpoint
-from bat_hubert.corpus import Crops, collect_crops, corpus_fingerprint
+from bat_hubert.corpus import Crops, collect_crops
 from bat_hubert.defaults import (
     CLUSTERS,
     CROP_SECONDS,

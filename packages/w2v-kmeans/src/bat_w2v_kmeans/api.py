@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bat_core.calls import per_call_tag
-from bat_core.dataset import Dataset, DatasetItem
+from bat_core.dataset import Dataset, DatasetItem, corpus_fingerprint
 from bat_core.errors import BatError
 from bat_core.paths import tagged
 from bat_core.runner import RunOptions, StoreSink, run
@@ -31,7 +31,7 @@ from bat_w2v_kmeans.encode import default_codebook_dir, encode_dataset, token_as
 from bat_w2v_kmeans.forward import CachedTokens, OwnedFrames, Tokens
 from bat_w2v_kmeans.frame_cache import FrameCache
 from bat_w2v_kmeans.sinks import CachingSampleSink, SampleSink
-from bat_w2v_kmeans.tokenizer import W2VKMeansTokenizer, check_k, data_fingerprint, described
+from bat_w2v_kmeans.tokenizer import W2VKMeansTokenizer, check_k, described
 
 
 @dataclass
@@ -87,7 +87,7 @@ def run_pipeline(dataset: Dataset, tokenizer: W2VKMeansTokenizer, codebook_dir: 
     if exists(directory) and not overwrite:
         existing = Codebook.load(directory)
         wanted = tokenizer.info(k, seed=seed, max_fit_frames=max_fit_frames,
-                                data_fingerprint=data_fingerprint(items)).fit_settings()
+                                data_fingerprint=corpus_fingerprint(items)).fit_settings()
         differing = sorted(key for key, value in wanted.items() if existing.info.fit_settings().get(key) != value)
         fitted_on = existing.info.extra.get("fitted_on_calls") or {}
         if (fitted_on.get("segments_sha256"), fitted_on.get("context_s")) != (

@@ -8,7 +8,6 @@ batches and assignment as a dataset run, so it gives the same tokens as the runn
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -20,7 +19,7 @@ import torch
 
 from bat_core.audio import BLOCK_FRAMES, check_samples
 from bat_core.calls import CallPrepare, CallSelection
-from bat_core.dataset import Dataset, DatasetItem
+from bat_core.dataset import Dataset, DatasetItem, corpus_fingerprint
 from bat_core.errors import AudioError, BatError
 from bat_core.kmeans import HashedSample, fit_kmeans
 from bat_core.runner import AppendOutputs, AudioPrepare, FileInfo, Piece, RunOptions, run
@@ -145,7 +144,7 @@ class W2VKMeansTokenizer:
         result = fit_kmeans(rows, k, seed=seed, device=self.encoder.device)
         self.codebook = Codebook(result.centroids, self.info(
             k=k, seed=seed, inertia=result.inertia, fit_frames=result.rows, frames_seen=sample.seen,
-            max_fit_frames=max_fit_frames, data_fingerprint=data_fingerprint(items), files_given=len(items),
+            max_fit_frames=max_fit_frames, data_fingerprint=corpus_fingerprint(items), files_given=len(items),
             files_done=len(done), failed_files=[[name, reason] for name, reason in failures],
             extra={"iterations": result.iterations, "fit_seconds": time.perf_counter() - started,
                    **({"fitted_on_calls": {**self.calls.settings(), "calls": self.calls.calls}} if self.calls else {})}))
@@ -239,21 +238,6 @@ def check_k(k: int, max_fit_frames: int | None = None) -> None:
         raise BatError(f"--k must be 1..{MAX_K} (tokens are int16), got {k}")
     if max_fit_frames is not None and max_fit_frames < k:
         raise BatError(f"--max-fit-frames {max_fit_frames} is fewer than --k {k}: k-means needs at least k frames")
-
-
-def data_fingerprint(items: Sequence[DatasetItem]) -> str:
-    """The recordings a fit saw: names, sizes and modification times (order-free)."""
-    digest = hashlib.sha256()
-    for name, fingerprint in sorted((item.file_name, _source(item)) for item in items):
-        digest.update(f"{name}\0{fingerprint}\n".encode())
-    return digest.hexdigest()[:16]
-
-
-def _source(item: DatasetItem) -> str:
-    try:
-        return item.fingerprint()
-    except OSError:
-        return "missing"
 
 
 def described(options: RunOptions, description: str) -> RunOptions:
