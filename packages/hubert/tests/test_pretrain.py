@@ -99,3 +99,26 @@ def test_bad_files_are_reported_and_the_rest_trains(demo_root, tiny, capsys):
         assert name in err and reason in err.split(name, 1)[1].splitlines()[0]
     assert (model_dir / "model.safetensors").is_file()
     assert json.loads((model_dir / "bat_hubert_training.json").read_text())["recordings_failed"] == len(expected)
+
+
+def test_pretrain_on_calls_only_reads_the_calls_and_records_the_table(demo_root, tiny, tmp_path, monkeypatch):
+    import bat_hubert.corpus as corpus
+
+    seen = {}
+    collect = corpus.collect_crops
+
+    def spy(*args, **kwargs):
+        crops = collect(*args, **kwargs)
+        seen.setdefault("model_seconds", []).append(crops.model_seconds)
+        return crops
+
+    monkeypatch.setattr("bat_hubert.pretrain.collect_crops", spy)
+    whole, calls = tmp_path / "whole", tmp_path / "calls"
+    common = ["pretrain", "--root", str(demo_root), *tiny, "--iterations", "1", "--epochs", "1"]
+    assert main([*common, "--model", str(whole)]) == 0
+    assert main([*common, "--model", str(calls), "--segments", str(demo_root / "data" / "calls.csv")]) == 0
+    whole_seconds, call_seconds = seen["model_seconds"]
+    assert 0 < call_seconds < 0.8 * whole_seconds  # only the calls (plus context, widened to a crop) were read
+    record = json.loads((calls / "bat_hubert_training.json").read_text())
+    assert "+calls:" in record["corpus_fingerprint"]
+    assert main([*common, "--model", str(tmp_path / "x"), "--context-ms", "3"]) == 2  # --context-ms needs --segments

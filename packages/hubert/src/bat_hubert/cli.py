@@ -15,6 +15,7 @@ from bat_core.cli_common import (
     EXIT_SOME_FAILED,
     add_command,
     add_common_arguments,
+    add_segments_arguments,
     add_time_expansion_arguments,
     cli_main,
     cli_parser,
@@ -22,6 +23,7 @@ from bat_core.cli_common import (
     positive_float,
     positive_int,
     run_options,
+    selection_from_args,
     time_expansion_from_args,
 )
 from bat_hubert.__about__ import __version__
@@ -49,6 +51,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     from bat_hubert.pretrain import PretrainSettings, pretrain
 
     dataset = dataset_from_args(args)
+    calls = selection_from_args(args, dataset.paths)  # checked before any work
     expansion = time_expansion_from_args(args)
     directory = Path(args.model) if args.model else ProjectPaths.for_root(args.root, args.derived).models_dir / DEFAULT_MODEL_NAME
     size = ModelSize(hidden_size=args.hidden_size, layers=args.layers, heads=args.heads,
@@ -65,7 +68,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 
     result = pretrain(dataset, directory, settings, expansion, resolve_device(args.device), overwrite=args.overwrite,
                       resume=args.resume, label_column=args.label_column, options=run_options(args, "pretrain: crops"),
-                      after_epoch=said)
+                      after_epoch=said, calls=calls)
     print(f"encoder saved in {result.directory} ({result.crops} crops of {len(dataset)} recordings; "
           f"log: {result.directory / 'pretrain_log.csv'})")
     print(f"tokenize with it: bat-w2v-kmeans run --root {args.root} --model {result.directory} "
@@ -86,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "crops of the time-expanded recordings; saves a transformers HubertModel folder.")
     add_common_arguments(pretrain, batch_size=BATCH_SIZE, seed=True, shard_option=False, tag_option=False)
     add_time_expansion_arguments(pretrain)
+    add_segments_arguments(pretrain)
     run = pretrain.add_argument_group("training")
     run.add_argument("--model", default=None, metavar="DIR",
                      help=f"where the encoder is saved (default: DERIVED/models/{DEFAULT_MODEL_NAME})")

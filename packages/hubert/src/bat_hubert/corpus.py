@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from bat_core.calls import CallPrepare, CallSelection
 from bat_core.dataset import DatasetItem
 from bat_core.kmeans import HashedSample
 from bat_core.runner import AudioPrepare, FileInfo, Piece, RunOptions, run
@@ -67,12 +68,15 @@ class _CropSink:
 
 
 def collect_crops(items: Sequence[DatasetItem], expansion: TimeExpansion, crop_seconds: float, max_crops: int,
-                  seed: int, options: RunOptions = RunOptions()) -> Crops:
-    """At most ``max_crops`` crops of the corpus (a seeded, order-free choice when there are more)."""
+                  seed: int, options: RunOptions = RunOptions(), calls: CallSelection | None = None) -> Crops:
+    """At most ``max_crops`` crops of the corpus (a seeded, order-free choice when there are more). With
+    ``calls``, crops of the calls only: each call plus its context, widened with the recording's own audio to
+    at least one crop (``bat_core.calls``)."""
     crop = int(round(crop_seconds * MODEL_RATE))
     sample = HashedSample(max_crops, crop + 2, seed=seed, dtype=np.float32)
     sink = _CropSink(items, sample)
-    run(items, AudioPrepare(CropPieces(crop, FRAME_SAMPLES), MODEL_RATE, expansion), sink, None,
+    prepare = AudioPrepare(CropPieces(crop, FRAME_SAMPLES), MODEL_RATE, expansion)
+    run(items, prepare if calls is None else CallPrepare(prepare, calls, min_samples=crop), sink, None,
         replace(options, description=options.description or "pretrain: crops"))
     rows = sample.sample()
     return Crops(audio=np.ascontiguousarray(rows[:, :crop]), valid=rows[:, crop].astype(np.int64),

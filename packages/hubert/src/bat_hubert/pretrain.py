@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bat_core.calls import CallSelection
 from bat_core.dataset import Dataset, DatasetItem, corpus_fingerprint
 from bat_core.errors import BatError, ConfigMismatchError
 from bat_core.runner import RunOptions
@@ -97,10 +98,10 @@ class PretrainResult:
 def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings = PretrainSettings(),
              expansion: TimeExpansion = TimeExpansion(), device: str | torch.device = "cpu", *,
              overwrite: bool = False, resume: bool = False, label_column: str | None = None,
-             options: RunOptions = RunOptions(), after_epoch: Callable[[EpochResult], None] | None = None
-             ) -> PretrainResult:
-    """Pretrain on ``dataset`` and save the encoder in ``directory``; ``resume`` continues from the
-    checkpoint a stopped run left there (same settings and recordings only)."""
+             options: RunOptions = RunOptions(), after_epoch: Callable[[EpochResult], None] | None = None,
+             calls: CallSelection | None = None) -> PretrainResult:
+    """Pretrain on ``dataset`` (on its ``calls`` only, when given) and save the encoder in ``directory``;
+    ``resume`` continues from the checkpoint a stopped run left there (same settings and recordings only)."""
     directory = Path(directory)
     if settings.target_layer > settings.size.layers:
         raise BatError(f"--target-layer must be 1..{settings.size.layers}, got {settings.target_layer}")
@@ -118,9 +119,11 @@ def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings
             path.unlink(missing_ok=True)
     device = torch.device(device)
     fingerprint = corpus_fingerprint(items)
+    if calls is not None:  # the same recordings seen through another table are other training data
+        fingerprint = f"{fingerprint}+calls:{calls.fingerprint[:16]}:{calls.context_s:g}"
     key = settings_key(settings, expansion, fingerprint)
 
-    crops = collect_crops(items, expansion, settings.crop_seconds, settings.max_crops, settings.seed, options)
+    crops = collect_crops(items, expansion, settings.crop_seconds, settings.max_crops, settings.seed, options, calls)
     if len(crops) < 2:
         raise BatError(f"only {len(crops)} crop(s) of audio could be made from {len(items)} recording(s) "
                        f"({len(crops.failures)} failed): pretraining needs more")
