@@ -169,6 +169,9 @@ def test_report_files_and_invariants(tmp_path):
 
     dataset = Dataset.from_root(make_demo_project(tmp_path / "p", n_files=12))
     write_fake_strategies(dataset)
+    from bat_core.segments import segment_project
+
+    segment_project(dataset, options=RunOptions(workers=0, show_progress=False))  # call boxes: never a ranked row
     report = evaluate_project(dataset, "call_type", "site", options=RunOptions(workers=0, show_progress=False), notes=["hand-made test strategies"])
     data = json.loads(report.json.read_text())
     assert data["label"] == "call_type"

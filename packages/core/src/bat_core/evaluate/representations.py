@@ -16,7 +16,7 @@ from bat_core.paths import ProjectPaths
 from bat_core.store import read_manifest
 
 NOT_STRATEGIES = {"mels_48k"}  # inputs of strategies and baselines, not a representation to rank
-NOT_RANKED_KINDS = {"cache"}  # intermediate results (encoder frames kept between a fit and its encode)
+NOT_RANKED_KINDS = {"cache", "segments"}  # intermediate results (encoder frames kept between a fit and its encode), call boxes
 
 
 @dataclass
