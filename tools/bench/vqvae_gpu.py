@@ -19,16 +19,13 @@ import argparse
 import shutil
 import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from vqvae import NaiveVQVAE, build_corpus, evaluate_naive  # noqa: E402  (the naive recipe, one definition)
+from vqvae import build_corpus, evaluate_naive, train_naive  # noqa: E402  (the naive recipe, one definition)
 
 from bat_core.dataset import Dataset  # noqa: E402
 from bat_core.demo import write_demo_corpus  # noqa: E402
@@ -40,39 +37,6 @@ from bat_vqvae.crops import split_holdout  # noqa: E402
 from bat_vqvae.device_recipe import CPU_RECIPE, recipe_for  # noqa: E402
 
 SMOKE_MODEL = dict(hidden=16, code_dim=8)  # 256 codes: the naive evaluation counts usage over 256
-
-
-def synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def train_naive(mels: list[np.ndarray], crops: int, crop: int, device: torch.device, model_kwargs: dict,
-                seed: int = 0) -> tuple[NaiveVQVAE, float]:
-    """The naive recipe at batch 8 on ``device``; crops/s over the optimiser steps."""
-    torch.manual_seed(seed)
-    model = NaiveVQVAE(**model_kwargs).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 50))
-    rng = np.random.default_rng(seed)
-    usable = [m for m in mels if m.shape[1] >= crop]
-    steps = max(1, crops // 8)
-    synchronise(device)
-    started = time.perf_counter()
-    for _ in range(steps):
-        batch = []
-        for index in rng.integers(len(usable), size=8):
-            start = int(rng.integers(usable[index].shape[1] - crop + 1))
-            batch.append(usable[index][:, start:start + crop])
-        x = torch.from_numpy(np.stack(batch)).to(device)
-        out, _, vq_loss = model(x)
-        loss = F.mse_loss(out, x) + vq_loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-    synchronise(device)
-    return model.cpu(), steps * 8 / (time.perf_counter() - started)
 
 
 def smoke_corpus(work: Path) -> Dataset:
@@ -103,8 +67,8 @@ def main() -> None:
         names = sorted(mels_by_name)
         train_index, holdout_index = split_holdout(names, 0.1, 0)
         naive_kwargs = dict(codes=model_config.codes, dim=model_config.code_dim, hidden=model_config.hidden)
-        naive, naive_rate = train_naive([mels_by_name[names[i]] for i in train_index], crops, crop, device,
-                                        naive_kwargs)
+        naive, naive_rate = train_naive([mels_by_name[names[i]] for i in train_index], max(1, crops // 8), 8, crop,
+                                        seed=0, device=device, model_kwargs=naive_kwargs)
         naive_scores = evaluate_naive(naive, [mels_by_name[names[i]] for i in holdout_index])
         rows = [("naive b8", naive_rate, naive_scores)]
 
