@@ -131,9 +131,11 @@ def default_workers() -> int:
 def add_common_arguments(
     parser: argparse.ArgumentParser, *, device: bool = True, batch_size: int | str | None = 8, seed: bool = False,
     overwrite: bool = True, shard_option: bool = True, tag_option: bool = True, workers_option: bool = True,
+    engine_option: bool | None = None,
 ) -> None:
     """The options of a per-file command; each is added only where the command uses it. ``batch_size="auto"``
-    accepts auto or N (``None`` in ``args`` for auto: the command decides by device)."""
+    accepts auto or N (``None`` in ``args`` for auto: the command decides by device). ``engine_option``
+    (default: the per-file commands, those with ``--shard``) adds ``--engine ray`` and its options."""
     data = parser.add_argument_group("data")
     data.add_argument("--root", default=".", help="project root holding data/annotations.csv and data/audio/ (default: .)")
     data.add_argument("--derived", default=None, help="where outputs go (default: ROOT/derived); use it when ROOT is read-only")
@@ -167,6 +169,8 @@ def add_common_arguments(
                          help="decoded audio in flight between the decoding processes and the model (default: 256)")
     if seed:
         run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    if shard_option if engine_option is None else engine_option:
+        add_engine_arguments(parser)
     if overwrite:
         run.add_argument("--overwrite", action="store_true",
                          help="redo what is already done with the same configuration, and replace existing models")
@@ -192,11 +196,52 @@ def dataset_from_args(args: argparse.Namespace) -> Dataset:
     return dataset.select(parse_where(args.where), args.limit, getattr(args, "shard", None))
 
 
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    engine = parser.add_argument_group("engine (scale-out)")
+    engine.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local: decoding processes on this machine feed the model here (default); ray: Ray "
+                             "tasks decode, a pool of Ray actors each holding the model encodes and writes, on a "
+                             "local Ray or the cluster of --ray-address (needs: pip install 'bat-core[ray]'); "
+                             "outputs and manifest rows are the same, and a rerun resumes either way")
+    engine.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                        help="with --engine ray: the cluster to join ('auto' finds the one `ray start` made here, or "
+                             "ray://HOST:10001); default: start a local Ray on this machine's cores. --derived must "
+                             "be on storage every node mounts at the same path (checked)")
+    engine.add_argument("--ray-workers", type=positive_int, default=None, metavar="N",
+                        help="with --engine ray: model actors (default: the cluster's GPUs / --gpus-per-worker, or "
+                             "its CPUs / 2 without GPUs)")
+    engine.add_argument("--gpus-per-worker", type=bounded_float(0.0, 1024.0), default=0.0, metavar="G",
+                        help="with --engine ray: GPUs each model actor holds (default: 0; 0.5 puts two on a GPU); "
+                             "under --engine ray, --device auto means cuda when this is above 0, else cpu")
+    engine.add_argument("--cpus-per-worker", type=bounded_float(0.0, 1024.0, above_low=True), default=1.0, metavar="C",
+                        help="with --engine ray: CPUs each model actor holds (default: 1)")
+
+
 def run_options(args: argparse.Namespace, description: str = "") -> RunOptions:
     from bat_core.runner import RunOptions
 
     return RunOptions(workers=getattr(args, "num_workers", 0), max_memory_mb=getattr(args, "max_memory", 256),
-                      show_progress=show_progress(args), description=description)
+                      show_progress=show_progress(args), description=description, ray=ray_options(args))
+
+
+def ray_options(args: argparse.Namespace):
+    """A ``RayOptions`` for ``--engine ray``, else None; Ray options without it, or with ``--shard``, exit 2."""
+    engine = getattr(args, "engine", "local")
+    given = [flag for flag, name, default in (("--ray-address", "ray_address", None), ("--ray-workers", "ray_workers", None),
+                                              ("--gpus-per-worker", "gpus_per_worker", 0.0),
+                                              ("--cpus-per-worker", "cpus_per_worker", 1.0))
+             if getattr(args, name, default) != default]
+    if engine != "ray":
+        if given:
+            raise BatError(f"{', '.join(given)}: only with --engine ray")
+        return None
+    if getattr(args, "shard", None) is not None:
+        raise BatError("--shard and --engine ray are two ways to split a run: use one (Ray spreads the files itself)")
+    from bat_core.ray_engine import RayOptions, require_ray
+
+    require_ray()
+    return RayOptions(address=args.ray_address, workers=args.ray_workers, gpus_per_worker=args.gpus_per_worker,
+                      cpus_per_worker=args.cpus_per_worker)
 
 
 def configure_logging(args: argparse.Namespace) -> None:
@@ -231,6 +276,8 @@ def run_main(command: Callable[[argparse.Namespace], int], args: argparse.Namesp
     """Run a subcommand: our errors and an unwritable or full disk become one line and exit code 2."""
     configure_logging(args)
     _terminate_like_interrupt()
+    if getattr(args, "engine", "local") == "ray" and getattr(args, "device", None) == "auto":
+        args.device = "cuda" if getattr(args, "gpus_per_worker", 0) > 0 else "cpu"  # what each Ray worker holds
     try:
         return command(args)
     except BatError as error:

@@ -133,6 +133,7 @@ class RunOptions:
     max_memory_mb: int = DEFAULT_MAX_MEMORY_MB  # pieces in flight between workers and the model
     show_progress: bool = True
     description: str = ""
+    ray: Any = None  # a ``bat_core.ray_engine.RayOptions``: run on Ray (``--engine ray``) instead of local processes
 
 
 def failure_reason(error: BaseException) -> str:
@@ -383,5 +384,10 @@ def run_to_store(items: Sequence[DatasetItem], store, prepare: Prepare, assemble
     """The whole per-file command: skip what is done, run the rest, write every file's row; a RunSummary."""
     todo = store.begin(list(items), overwrite=overwrite)
     with store:
-        run(todo, prepare, StoreSink(store, assembler), encoder, options)
+        if options.ray is not None:
+            from bat_core.ray_engine import run_on_ray
+
+            run_on_ray(todo, store, prepare, assembler, encoder, options)
+        else:
+            run(todo, prepare, StoreSink(store, assembler), encoder, options)
         return store.finish()

@@ -316,6 +316,37 @@ class RepresentationStore:
         self._summary.failed += 1
         self._summary.failures.append((item.file_name, reason))
 
+    # -- other processes of this run (Ray actors) --------------------------------
+    def for_worker(self) -> RepresentationStore:
+        """A copy of this running store for another process of the same run: it writes outputs and rows to
+        its own journal (``join_run``) under this run's lock, and this run's ``finish`` folds that journal."""
+        self._require_run()
+        worker = object.__new__(RepresentationStore)
+        worker.__dict__.update(self.__dict__)
+        worker._lock, worker._journal, worker._summary = None, None, None
+        return worker
+
+    def join_run(self, name: str) -> None:
+        """In the other process: open its journal, ``<representation>.<name>.journal.jsonl``."""
+        self.journal_path = self.paths.manifests_dir / f"{self.representation}.{name}.journal.jsonl"
+        with writing(self.journal_path):
+            self._journal = open(self.journal_path, "a", encoding="utf-8")
+        self._summary = RunSummary(self.representation, given=0)
+
+    def tally(self, file_name: str, status: str, reason: str = "", *, stale: bool = False,
+              stale_keys: Sequence[str] = (), band_warning: bool = False) -> None:
+        """Count a file whose row another process of this run wrote."""
+        summary = self._summary
+        if status == STATUS_OK:
+            summary.done += 1
+            summary.stale += stale
+            summary.band_warnings += band_warning
+            summary.stale_keys.extend(key for key in stale_keys if key not in summary.stale_keys)
+        else:
+            summary.failed += 1
+            summary.failures.append((file_name, reason))
+        self._earlier_ok.pop(file_name, None)
+
     def finish(self) -> RunSummary:
         """Fold this writer's journal into the Parquet manifest, release the lock, return the run's counts."""
         self._close_journal()

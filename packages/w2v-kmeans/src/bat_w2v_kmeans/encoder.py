@@ -113,6 +113,23 @@ class SpeechEncoder:
                 "run with random weights; pass --model a folder with the whole checkpoint")
         return cls(model, extractor, name, layer, resolve_device(device), **kwargs)
 
+    def __getstate__(self) -> dict:
+        """Pickled (for a Ray actor) as config + weights: wav2vec2's weight-normed convolution is a parametrized
+        module, which torch pickles only through its state_dict."""
+        state = dict(self.__dict__)
+        model = state.pop("model")
+        state["_model_state"] = (model.config, {key: value.cpu() for key, value in model.state_dict().items()})
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        from transformers import AutoModel
+
+        config, weights = state.pop("_model_state")
+        self.__dict__.update(state)
+        model = AutoModel.from_config(config)
+        model.load_state_dict(weights)
+        self.model = model.eval().to(device=self.device, dtype=self.dtype)
+
     # -- facts about the checkpoint ----------------------------------------------------------------
     @property
     def sample_rate(self) -> int:

@@ -1,0 +1,237 @@
+"""``--engine ray``: the runner's flow on a Ray cluster (a local one on this machine's cores by default).
+
+Ray Data does the scheduling (we write none): CPU tasks run the strategy's ``prepare`` on each
+file (decode, time expansion, pieces); a pool of actors (``ActorPoolStrategy``), each holding the
+model once and ``gpus_per_worker`` GPUs, runs the same loop as the local engine (``runner._Run``:
+batches of equal piece length, out-of-memory halving, one bad file one failed row) over a few
+files at a time and writes them through its own copy of the store: outputs atomic per file, rows
+in the actor's own journal, which the driver's ``store.finish`` folds into the one manifest.
+
+- Resume: the driver asks the store for the files still to do before the dataset is built.
+- Faults: a task or actor that dies is retried by Ray; a file whose block still could not be
+  done is a failed row (never a failed job); an error about the run itself (a full disk) stops
+  the run as locally. A driver killed mid-run leaves the actors' journals: the next run folds
+  them and does only what is missing.
+- Memory: a file travels between the stages as one row of its pieces; a file whose pieces pass
+  ``max_memory_mb`` is not shipped but streamed again inside the actor, so no row grows with a
+  recording's length beyond that.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from bat_core.dataset import DatasetItem
+from bat_core.errors import BatError, MissingExtraError, OutputError
+from bat_core.runner import Encoder, Piece, Prepare, RunOptions, StoreSink, _Run
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'bat-core[ray]'"
+FILES_PER_CALL = 8  # files an actor takes at a time: enough pieces to fill model batches across files
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide a Ray run goes; never what it computes."""
+
+    address: str | None = None  # None: a local Ray on this machine's cores; "auto" or ray://...: a cluster
+    workers: int | None = None  # model actors; None: one per GPU share, or one per 2 CPUs without GPUs
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+    files_per_call: int = FILES_PER_CALL
+
+
+def require_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as error:
+        raise MissingExtraError(f"--engine ray needs Ray Data ({error}): {INSTALL_HINT}") from error
+    return ray
+
+
+def ensure_ray(options: RayOptions) -> None:
+    """Connect to ``options.address`` or start a local Ray once per process (a notebook's own ``ray.init`` is kept)."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
+    if options.address is None:
+        kwargs["num_cpus"] = os.cpu_count() or 1
+    try:
+        ray.init(address=options.address, **kwargs)
+    except ConnectionError as error:
+        raise BatError(f"cannot connect to the Ray cluster at --ray-address {options.address}: {error}") from error
+
+
+def _actors(options: RayOptions) -> int:
+    import ray
+
+    if options.workers is not None:
+        return options.workers
+    resources = ray.cluster_resources()
+    if options.gpus_per_worker > 0:
+        gpus = resources.get("GPU", 0)
+        if gpus < options.gpus_per_worker:
+            raise BatError(f"--gpus-per-worker {options.gpus_per_worker}: the Ray cluster has {gpus:g} GPUs")
+        return max(1, int(gpus // options.gpus_per_worker))
+    return max(1, int(resources.get("CPU", 1) // 2))
+
+
+def check_visible(derived: Path) -> None:
+    """Every node must see ``derived`` (the same folder, not one of the same name): a file written here is
+    read back on each alive node; exit 2 naming the first node that cannot."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    token = uuid.uuid4().hex
+    probe = derived / f".ray-visible-{token}"
+    probe.parent.mkdir(parents=True, exist_ok=True)
+    probe.write_text(token)
+    try:
+        @ray.remote(num_cpus=0)
+        def sees(path: str, expected: str) -> bool:
+            try:
+                return Path(path).read_text() == expected and os.access(Path(path).parent, os.W_OK)
+            except OSError:
+                return False
+
+        nodes = [node for node in ray.nodes() if node.get("Alive")]
+        answers = ray.get([sees.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
+                           .remote(str(probe), token) for node in nodes])
+        for node, seen in zip(nodes, answers):
+            if not seen:
+                raise OutputError(f"--derived {derived} is not visible (or not writable) on Ray node "
+                                  f"{node.get('NodeManagerAddress')}: put it on storage every node mounts at the "
+                                  "same path")
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+class _PrepareFile:
+    """Ray task body: one file's messages, pickled; ``inline`` when they pass ``cap_bytes`` (the actor streams it)."""
+
+    def __init__(self, prepare: Prepare, cap_bytes: int):
+        self.prepare, self.cap_bytes = prepare, cap_bytes
+
+    def __call__(self, row: dict) -> dict:
+        from bat_core.workers import _prepared
+
+        item = pickle.loads(row["item"])
+        messages, size = [], 0
+        for _, message in _prepared(0, item, self.prepare):
+            messages.append(message)
+            size += message.data.nbytes if isinstance(message, Piece) else 0
+            if size > self.cap_bytes:
+                return {"index": row["index"], "item": row["item"], "inline": True, "messages": b""}
+        return {"index": row["index"], "item": row["item"], "inline": False,
+                "messages": pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL)}
+
+
+class _ResultSink(StoreSink):
+    """A store sink that also notes each file's outcome for the driver's summary."""
+
+    def __init__(self, store, assembler):
+        super().__init__(store, assembler)
+        self.results: list[dict] = []
+
+    def done(self, item: DatasetItem, info) -> None:
+        summary = self.store._summary
+        stale, band = summary.stale, summary.band_warnings
+        super().done(item, info)
+        self.results.append({"file_name": item.file_name, "status": "ok", "reason": "",
+                             "stale": summary.stale > stale, "band_warning": summary.band_warnings > band})
+
+    def fail(self, item: DatasetItem, reason: str) -> None:
+        super().fail(item, reason)
+        self.results.append({"file_name": item.file_name, "status": "failed", "reason": reason,
+                             "stale": False, "band_warning": False})
+
+
+class _EncodeFiles:
+    """Ray actor: the model loaded once; each call runs the local loop over a few prepared files."""
+
+    def __init__(self, store, prepare: Prepare, assembler: Callable, encoder: Encoder | None):
+        self.store, self.prepare, self.assembler, self.encoder = store, prepare, assembler, encoder
+        self.store.join_run(f"ray-{uuid.uuid4().hex[:12]}")
+
+    def __call__(self, batch: dict) -> dict:
+        from bat_core.workers import _prepared
+
+        items = [pickle.loads(blob) for blob in batch["item"]]
+
+        def messages() -> Iterator[tuple[int, Any]]:
+            for index, (inline, blob) in enumerate(zip(batch["inline"], batch["messages"])):
+                if inline:
+                    yield from _prepared(index, items[index], self.prepare)
+                else:
+                    for message in pickle.loads(blob):
+                        yield index, message
+
+        sink = _ResultSink(self.store, self.assembler)
+        _Run(items, sink, self.encoder, RunOptions(workers=0, show_progress=False)).drive(messages())
+        stale_keys = list(self.store._summary.stale_keys)
+        return {"file_name": [r["file_name"] for r in sink.results], "status": [r["status"] for r in sink.results],
+                "reason": [r["reason"] for r in sink.results], "stale": [r["stale"] for r in sink.results],
+                "band_warning": [r["band_warning"] for r in sink.results],
+                "stale_keys": [",".join(stale_keys)] * len(sink.results)}
+
+
+def run_on_ray(todo: Sequence[DatasetItem], store, prepare: Prepare, assembler: Callable, encoder: Encoder | None,
+               options: RunOptions) -> None:
+    """``todo`` through prepare tasks -> model actors -> the store; the driver tallies rows and fails lost files."""
+    from bat_core.progress import progress_bar
+
+    ray_options: RayOptions = options.ray
+    ensure_ray(ray_options)
+    check_visible(store.paths.derived)
+    if not todo:
+        return
+    import ray.data
+
+    if not log.isEnabledFor(logging.DEBUG):
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # its plan and timing lines, at every run
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.max_errored_blocks = -1  # a block that fails after Ray's retries is reported per file below, not fatal
+    cap_bytes = max(1, options.max_memory_mb) * 2**20 // 4
+    rows = [{"index": index, "item": pickle.dumps(item)} for index, item in enumerate(todo)]
+    dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * (os.cpu_count() or 1))))
+    dataset = dataset.map(_PrepareFile(prepare, cap_bytes), num_cpus=1)
+    actors = _actors(ray_options)
+    dataset = dataset.map_batches(
+        _EncodeFiles, fn_constructor_args=(store.for_worker(), prepare, assembler, encoder),
+        compute=ray.data.ActorPoolStrategy(size=actors), batch_size=ray_options.files_per_call,
+        num_gpus=ray_options.gpus_per_worker or None, num_cpus=ray_options.cpus_per_worker, batch_format="pandas")
+    reported: set[str] = set()
+    bar = progress_bar(len(todo), options.description or "files", options.show_progress)
+    try:
+        for batch in dataset.iter_batches(batch_size=None, batch_format="pandas"):
+            for row in batch.itertuples(index=False):
+                reported.add(row.file_name)
+                store.tally(row.file_name, row.status, row.reason, stale=bool(row.stale),
+                            stale_keys=[key for key in row.stale_keys.split(",") if key],
+                            band_warning=bool(row.band_warning))
+                bar.update(1)
+    except Exception as error:
+        cause = getattr(error, "cause", None)
+        if isinstance(cause, BatError):  # about the run itself (a full disk): stop as the local engine does
+            raise cause from error
+        raise
+    finally:
+        bar.close()
+    for item in todo:
+        if item.file_name not in reported:
+            store.fail(item, "the Ray worker handling this file died and its retries failed too")
+
+
+def with_ray(options: RunOptions, ray_options: RayOptions | None) -> RunOptions:
+    return replace(options, ray=ray_options)
