@@ -98,8 +98,13 @@ def test_w2v_ast_and_vqvae_are_the_local_engine_s(project, tmp_path):
     from bat_w2v_kmeans import encode_dataset as w2v_encode
 
     local, other = datasets(project, tmp_path)
-    tokenizer = W2VKMeansTokenizer(SpeechEncoder.from_pretrained(make_tiny_speech_encoder(tmp_path / "w2v"), device="cpu"))
-    tokenizer.fit(local, k=16, max_fit_frames=3000, options=LOCAL)
+    encoder = SpeechEncoder.from_pretrained(make_tiny_speech_encoder(tmp_path / "w2v"), device="cpu")
+    on_ray = W2VKMeansTokenizer(encoder).fit(other, k=16, max_fit_frames=3000, options=RAY)
+    tokenizer = W2VKMeansTokenizer(encoder)
+    here = tokenizer.fit(local, k=16, max_fit_frames=3000, options=LOCAL)
+    # the workers' samples merge into the same sample (its frames within float rounding: other batches, threads)
+    np.testing.assert_allclose(on_ray.centroids, here.centroids, rtol=0, atol=1e-5)
+    assert (on_ray.info.files_done, sorted(on_ray.info.failed_files)) == (here.info.files_done, sorted(here.info.failed_files))
     for dataset, options in ((local, LOCAL), (other, RAY)):
         w2v_encode(dataset, tokenizer, options=options)
     assert_same(local, other, "w2v_kmeans")
@@ -215,3 +220,16 @@ def test_cli_engine_options(project, tmp_path):
     assert main(["mels", "--root", str(project), "--derived", str(tmp_path / "d"), "--engine", "ray", "-q",
                  "--ray-workers", "1", "--limit", "3"]) == 0
     assert (read_manifest(Dataset.from_root(project, tmp_path / "d").paths.manifest_path("mels_48k")).status == "ok").all()
+
+
+def test_w2v_run_on_ray_fits_on_the_workers_then_encodes(project, tmp_path):
+    pytest.importorskip("bat_w2v_kmeans")
+    from bat_w2v_kmeans.cli import main
+
+    model = make_tiny_speech_encoder(tmp_path / "w2v")
+    derived = tmp_path / "derived"
+    assert main(["run", "--root", str(project), "--derived", str(derived), "--model", str(model), "--k", "8",
+                 "--engine", "ray", "--ray-workers", "2", "-q"]) == 1  # the bad files fail, the rest are tokens
+    manifest = read_manifest(Dataset.from_root(project, derived).paths.manifest_path("w2v_kmeans"))
+    assert (manifest.status == "ok").sum() == 7 and len(manifest) == 13
+    assert not (derived / "cache").exists() or not any((derived / "cache").rglob("*.npy")), "no frame cache on Ray"

@@ -7,18 +7,23 @@
 #   3. where the main process's time goes in the feeding run (cProfile, 8 workers);
 #   4. the demo (every CLI, --device auto = cuda) as a smoke test of the CUDA paths;
 #   5. per_call: per-call vs whole-file encoding of the real recordings, base-size models (issue 12);
-#   6. vqvae_gpu: VQ-VAE training crops/s at the GPU defaults vs the naive recipe, with usage (issue 16).
+#   6. vqvae_gpu: VQ-VAE training crops/s at the GPU defaults vs the naive recipe, with usage (issue 16);
+#   7. ray_scaling: mels on Ray with 1 and 8 CPUs (issue 15: >= 5x);
+#   8. ray_gpu: one GPU actor fed by Ray tasks vs the bare bf16 forward (issue 15: >= 50%);
+#   9. vqvae_long: usage at 160k crops seen, GPU defaults (issue 16).
 # Each part has its own time limit and log; a part that fails does not stop the others.
 #   tools/bench/gpu_checks.sh OUT_DIR [WHEEL_DIR] [PARTS]
 # PARTS: comma-separated names of the parts to run (default: all of them).
 # WHEEL_DIR (default .whl): the bat-* wheels and the audio libraries the machine lacks, installed
-# into /tmp/site without an index. Real recordings: $BAT_SHARED_BATS (else the demo corpus is cycled).
+# into /tmp/site without an index; WHEEL_DIR/ray/ (when present): Ray and what it needs beyond the image. Real recordings: $BAT_SHARED_BATS (else the demo corpus is cycled).
 set -uo pipefail
 out=${1:?usage: gpu_checks.sh OUT_DIR [WHEEL_DIR] [PARTS]}
 wheels=${2:-.whl}
 parts=${3:-feeding,w2v_kmeans,feeding_profile,demo,per_call,vqvae_gpu}
 mkdir -p "$out"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$wheels"/*.whl \
+extra_wheels=()
+[ -d "$wheels/ray" ] && extra_wheels=("$wheels"/ray/*.whl)
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$wheels"/*.whl "${extra_wheels[@]}" \
   || { echo "installing the wheels failed"; exit 1; }
 # tools/demo.sh calls $BAT_VENV/bin/python: a wrapper (a link to a venv's python outside the venv loses its packages)
 printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v python3)" >/tmp/site/bin/python && chmod +x /tmp/site/bin/python
@@ -48,3 +53,6 @@ part feeding_profile 60 python3 tools/bench/w2v_feeding.py --files 500 --workers
 BAT_VENV=/tmp/site BAT_DEMO_VQ_STEPS=100 part demo 90 bash tools/demo.sh /tmp/gpu-demo
 part per_call 200 python3 tools/bench/per_call.py --device cuda --size base --workers 8
 part vqvae_gpu 240 python3 tools/bench/vqvae_gpu.py --crops 40000 --device cuda
+part ray_scaling 150 python3 tools/bench/ray_engine.py --mode scaling --files 200 --cpus-list 1,8
+part ray_gpu 240 python3 tools/bench/ray_engine.py --mode gpu --files 300
+part vqvae_long 240 python3 tools/bench/vqvae_gpu.py --crops 160000 --device cuda

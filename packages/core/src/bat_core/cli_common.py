@@ -208,8 +208,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                              "ray://HOST:10001); default: start a local Ray on this machine's cores. --derived must "
                              "be on storage every node mounts at the same path (checked)")
     engine.add_argument("--ray-workers", type=positive_int, default=None, metavar="N",
-                        help="with --engine ray: model actors (default: the cluster's GPUs / --gpus-per-worker, or "
-                             "its CPUs / 2 without GPUs)")
+                        help="with --engine ray: model actors (default: the cluster's GPUs / --gpus-per-worker; without "
+                             "GPUs its CPUs / --cpus-per-worker, each actor decoding its own files)")
     engine.add_argument("--gpus-per-worker", type=bounded_float(0.0, 1024.0), default=0.0, metavar="G",
                         help="with --engine ray: GPUs each model actor holds (default: 0; 0.5 puts two on a GPU); "
                              "under --engine ray, --device auto means cuda when this is above 0, else cpu")

@@ -43,7 +43,7 @@ class RayOptions:
     """Where and how wide a Ray run goes; never what it computes."""
 
     address: str | None = None  # None: a local Ray on this machine's cores; "auto" or ray://...: a cluster
-    workers: int | None = None  # model actors; None: one per GPU share, or one per 2 CPUs without GPUs
+    workers: int | None = None  # model actors; None: one per GPU share, or one per cpus_per_worker without GPUs
     gpus_per_worker: float = 0.0
     cpus_per_worker: float = 1.0
     files_per_call: int = FILES_PER_CALL
@@ -83,7 +83,7 @@ def _actors(options: RayOptions) -> int:
         if gpus < options.gpus_per_worker:
             raise BatError(f"--gpus-per-worker {options.gpus_per_worker}: the Ray cluster has {gpus:g} GPUs")
         return max(1, int(gpus // options.gpus_per_worker))
-    return max(1, int(resources.get("CPU", 1) // 2))
+    return max(1, int(resources.get("CPU", 1) // options.cpus_per_worker))
 
 
 def check_visible(derived: Path) -> None:
@@ -191,21 +191,25 @@ def run_on_ray(todo: Sequence[DatasetItem], store, prepare: Prepare, assembler: 
     from bat_core.progress import progress_bar
 
     ray_options: RayOptions = options.ray
-    ensure_ray(ray_options)
-    check_visible(store.paths.derived)
     if not todo:
         return
+    ensure_ray(ray_options)
+    check_visible(store.paths.derived)
     import ray.data
 
     if not log.isEnabledFor(logging.DEBUG):
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # its plan and timing lines, at every run
     context = ray.data.DataContext.get_current()
+    saved = context.enable_progress_bars, context.max_errored_blocks  # a notebook's own settings come back after
     context.enable_progress_bars = False
     context.max_errored_blocks = -1  # a block that fails after Ray's retries is reported per file below, not fatal
     cap_bytes = max(1, options.max_memory_mb) * 2**20 // 4
     rows = [{"index": index, "item": pickle.dumps(item)} for index, item in enumerate(todo)]
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * (os.cpu_count() or 1))))
-    dataset = dataset.map(_PrepareFile(prepare, cap_bytes), num_cpus=1)
+    # without GPUs Ray fuses this map into the actors (equal CPU requests): each actor decodes its own files
+    # on its own cores; with GPUs the decoding runs as separate CPU tasks feeding the GPU actors
+    cpus = ray_options.cpus_per_worker if not ray_options.gpus_per_worker else 1
+    dataset = dataset.map(_PrepareFile(prepare, cap_bytes), num_cpus=cpus)
     actors = _actors(ray_options)
     dataset = dataset.map_batches(
         _EncodeFiles, fn_constructor_args=(store.for_worker(), prepare, assembler, encoder),
@@ -228,9 +232,71 @@ def run_on_ray(todo: Sequence[DatasetItem], store, prepare: Prepare, assembler: 
         raise
     finally:
         bar.close()
+        context.enable_progress_bars, context.max_errored_blocks = saved
     for item in todo:
         if item.file_name not in reported:
             store.fail(item, "the Ray worker handling this file died and its retries failed too")
+
+
+def gather_on_ray(items: Sequence[DatasetItem], make_worker: Callable[[], Any], options: RunOptions
+                  ) -> tuple[list[Any], list[DatasetItem]]:
+    """For work whose result is not per-file outputs (a k-means sample): a pool of Ray actors, each made by
+    ``make_worker()`` (an object with ``run(items)`` and ``result()``), takes the files a few at a time
+    (Ray's ``ActorPool``); returns each actor's ``result()`` and the files of calls lost with a dead actor."""
+    ray_options: RayOptions = options.ray
+    ensure_ray(ray_options)
+    import ray
+    from ray.util import ActorPool
+
+    from bat_core.progress import progress_bar
+
+    remote = ray.remote(num_cpus=ray_options.cpus_per_worker, num_gpus=ray_options.gpus_per_worker or None)(_Gathering)
+    actors = [remote.remote(make_worker) for _ in range(min(_actors(ray_options), max(1, len(items))))]
+    chunks = [list(items[i:i + ray_options.files_per_call]) for i in range(0, len(items), ray_options.files_per_call)]
+    lost: list[DatasetItem] = []
+    bar = progress_bar(len(items), options.description or "files", options.show_progress)
+    pool = ActorPool(actors)
+    for index, chunk in enumerate(chunks):
+        pool.submit(lambda actor, value: actor.run.remote(*value), (index, chunk))
+    try:
+        while pool.has_next():
+            try:
+                index = pool.get_next_unordered()
+                bar.update(len(chunks[index]))
+            except ray.exceptions.RayActorError as error:  # the chunk's files never reached a result
+                log.warning("a Ray worker died: %s", error)
+        results = []
+        for actor in actors:
+            try:
+                results.append(ray.get(actor.result.remote()))
+            except ray.exceptions.RayActorError:
+                pass
+        done = {name for result in results for name in _Gathering.names(result)}
+        lost = [item for item in items if item.file_name not in done]
+    finally:
+        bar.close()
+        for actor in actors:
+            ray.kill(actor)
+    return results, lost
+
+
+class _Gathering:
+    """The actor behind ``gather_on_ray``: a worker, and the names of the files it ran (to find lost ones)."""
+
+    def __init__(self, make_worker: Callable[[], Any]):
+        self.worker, self.ran = make_worker(), []
+
+    def run(self, index: int, items: list[DatasetItem]) -> int:
+        self.worker.run(items)
+        self.ran.extend(item.file_name for item in items)
+        return index
+
+    def result(self) -> tuple[Any, list[str]]:
+        return self.worker.result(), self.ran
+
+    @staticmethod
+    def names(result: tuple[Any, list[str]]) -> list[str]:
+        return result[1]
 
 
 def with_ray(options: RunOptions, ray_options: RayOptions | None) -> RunOptions:

@@ -99,8 +99,8 @@ def run_pipeline(dataset: Dataset, tokenizer: W2VKMeansTokenizer, codebook_dir: 
                 f"{', '.join(differing)}); pass --overwrite to replace it, --codebook DIR or --tag NAME to keep both, "
                 "or `encode` with it")
         tokenizer.use(existing)  # a resumed run: the codebook it saved before it was stopped
-    elif tokenizer.calls is not None:
-        tokenizer.fit(items, k=k, max_fit_frames=max_fit_frames, seed=seed, options=described(options, "run: fit on calls"))
+    elif tokenizer.calls is not None or options.ray is not None:  # no frame cache: per call, or on Ray's actors
+        tokenizer.fit(items, k=k, max_fit_frames=max_fit_frames, seed=seed, options=described(options, "run: fit"))
         tokenizer.save(directory, overwrite=overwrite)
         fitted = True
     else:
@@ -108,9 +108,9 @@ def run_pipeline(dataset: Dataset, tokenizer: W2VKMeansTokenizer, codebook_dir: 
                                       overwrite=overwrite, options=options)
         tokenizer.save(directory, overwrite=overwrite)
         fitted = True
-    if tokenizer.calls is not None:
+    if tokenizer.calls is not None or options.ray is not None:
         summary = encode_dataset(dataset, tokenizer, dedup=dedup, overwrite=overwrite,
-                                 options=described(options, "run: encode calls"), tag=tag)
+                                 options=described(options, "run: encode"), tag=tag)
         return PipelineResult(tokenizer.require_codebook(), directory, fitted, summary)
     summary = _tokens(dataset, tokenizer, cache, failures, dedup=dedup, overwrite=overwrite, options=options, tag=tag)
     cache.remove()

@@ -124,11 +124,28 @@ class W2VKMeansTokenizer:
         cannot be used are listed in the codebook's ``failed_files``; too few frames raise NotEnoughFramesError."""
         check_k(k, max_fit_frames)
         items = list(dataset)
-        sample = self.new_sample(max_fit_frames, seed)
-        sink = SampleSink(sample)
-        run(items, self.prepare(), sink, SampledRows(self.encoder, sample, [item.file_name for item in items]),
-            described(options, "fit"))
-        return self.fit_sample(sample, k, seed, max_fit_frames, items, sink.done_files, sink.failures)
+        if options.ray is not None:
+            sample, done, failures = self._sample_on_ray(items, max_fit_frames, seed, described(options, "fit"))
+            return self.fit_sample(sample, k, seed, max_fit_frames, items, done, failures)
+        worker = _FitWorker(self, max_fit_frames, seed)
+        worker.run(items, described(options, "fit"))
+        sample, done, failures = worker.result()
+        return self.fit_sample(sample, k, seed, max_fit_frames, items, done, failures)
+
+    def _sample_on_ray(self, items: list[DatasetItem], max_fit_frames: int, seed: int, options: RunOptions
+                       ) -> tuple[HashedSample, list[str], list[tuple[str, str]]]:
+        """Each Ray actor fills its own bounded sample from its share of the files; they are merged here
+        (a row's priority depends only on its file and position: the same sample as one process makes)."""
+        from bat_core.ray_engine import gather_on_ray
+
+        results, lost = gather_on_ray(items, _FitWorker.maker(self, max_fit_frames, seed), options)
+        sample, done = self.new_sample(max_fit_frames, seed), []
+        failures = [(item.file_name, "the Ray worker sampling this file died") for item in lost]
+        for (part, part_done, part_failures), _ in results:
+            sample.merge(part)
+            done += part_done
+            failures += part_failures
+        return sample, done, failures
 
     def fit_sample(self, sample: HashedSample, k: int, seed: int, max_fit_frames: int, items: Sequence[DatasetItem],
                    done: Sequence[str], failures: Sequence[tuple[str, str]]) -> Codebook:
@@ -190,6 +207,26 @@ class W2VKMeansTokenizer:
         if sink.failure is not None:
             raise AudioError(sink.failure)
         return sink.outputs, sink.info
+
+
+class _FitWorker:
+    """The fit's encoder pass over some files into one bounded sample (here, or in a Ray actor)."""
+
+    def __init__(self, tokenizer: W2VKMeansTokenizer, max_fit_frames: int, seed: int):
+        self.tokenizer = tokenizer
+        self.sample = tokenizer.new_sample(max_fit_frames, seed)
+        self.sink = SampleSink(self.sample)
+
+    @classmethod
+    def maker(cls, tokenizer: W2VKMeansTokenizer, max_fit_frames: int, seed: int):
+        return lambda: cls(tokenizer, max_fit_frames, seed)
+
+    def run(self, items: Sequence[DatasetItem], options: RunOptions = RunOptions(workers=0, show_progress=False)) -> None:
+        encoder = SampledRows(self.tokenizer.encoder, self.sample, [item.file_name for item in items])
+        run(items, self.tokenizer.prepare(), self.sink, encoder, options)
+
+    def result(self) -> tuple[HashedSample, list[str], list[tuple[str, str]]]:
+        return self.sample, self.sink.done_files, self.sink.failures
 
 
 @dataclass(frozen=True)
