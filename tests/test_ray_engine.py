@@ -80,6 +80,9 @@ def test_mels_and_segments_are_the_local_engine_s(project, tmp_path):
     manifest = assert_same(local, other, "mels_48k")
     assert set(manifest[manifest.status == "failed"].file_name) == {n for n in manifest.file_name if n.startswith("bad_")}
     assert compute_mels(other, MelConfig(), options=RAY).skipped == 7, "a rerun skips what is done"
+    streamed = Dataset.from_root(project, tmp_path / "streamed")  # every file past the row cap: decoded in the actor
+    compute_mels(streamed, MelConfig(), options=replace(RAY, max_memory_mb=0))
+    assert_same(local, streamed, "mels_48k")
 
     segment_project(local, DetectorParams(), options=LOCAL)
     segment_project(other, DetectorParams(), options=RAY)

@@ -203,7 +203,7 @@ def run_on_ray(todo: Sequence[DatasetItem], store, prepare: Prepare, assembler: 
     saved = context.enable_progress_bars, context.max_errored_blocks  # a notebook's own settings come back after
     context.enable_progress_bars = False
     context.max_errored_blocks = -1  # a block that fails after Ray's retries is reported per file below, not fatal
-    cap_bytes = max(1, options.max_memory_mb) * 2**20 // 4
+    cap_bytes = options.max_memory_mb * 2**20 // 4  # 0: every file is decoded in the actor
     rows = [{"index": index, "item": pickle.dumps(item)} for index, item in enumerate(todo)]
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * (os.cpu_count() or 1))))
     # without GPUs Ray fuses this map into the actors (equal CPU requests): each actor decodes its own files
