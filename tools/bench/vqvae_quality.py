@@ -17,16 +17,13 @@ The VQ-VAEs train on every recording of shared/bats (no labels used), ``--crops`
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import shutil
 import tempfile
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from call_windows import WINDOW_MS, bag, link_corpus, read_boxes, span, windows
 
-from bat_core.dataset import Dataset
 from bat_core.evaluate.baselines import mfcc_kmeans_tokens
 from bat_core.evaluate.probes import probe
 from bat_core.mels import MelConfig, load_mels, mel_rows
@@ -34,58 +31,12 @@ from bat_core.runner import RunOptions
 from bat_core.testing import find_shared_bats
 from bat_vqvae import TrainConfig, VQVAEConfig, VQVAETokenizer, train
 
-WINDOW_MS = 10.0
-BACKGROUND_GAP_MS = 5.0
 VARIANTS = {
     "bat-vqvae ema grid": VQVAEConfig(),
     "bat-vqvae ema time": VQVAEConfig(code_layout="time"),
     "bat-vqvae fsq grid": VQVAEConfig(quantizer="fsq"),
     "bat-vqvae fsq time": VQVAEConfig(quantizer="fsq", code_layout="time"),
 }
-
-
-def read_boxes(calls_csv: Path) -> dict[str, list[tuple[float, float]]]:
-    boxes: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    with open(calls_csv, newline="") as handle:
-        for row in csv.DictReader(handle):
-            boxes[row["File Name"]].append((float(row["start_time_s"]), float(row["end_time_s"])))
-    return dict(boxes)
-
-
-def windows(boxes: dict[str, list[tuple[float, float]]], durations: dict[str, float]) -> list[tuple[str, float, float, str]]:
-    """(file, start s, end s, label): one call window per box, background windows >= 5 ms from every box."""
-    half, gap, width = WINDOW_MS / 2000, BACKGROUND_GAP_MS / 1000, WINDOW_MS / 1000
-    cut = []
-    for name, spans in sorted(boxes.items()):
-        for start, end in spans:
-            centre = (start + end) / 2
-            cut.append((name, max(0.0, centre - half), centre + half, "call"))
-        position = 0.0
-        while position + width <= durations[name]:
-            if all(position + width <= start - gap or position >= end + gap for start, end in spans):
-                cut.append((name, position, position + width, "background"))
-            position += width
-    return cut
-
-
-def bag(tokens: np.ndarray, size: int) -> np.ndarray:
-    counts = np.bincount(tokens.ravel().astype(np.int64), minlength=size).astype(np.float64)
-    return counts / max(counts.sum(), 1)
-
-
-def span(start: float, end: float, per_second: float, length: int) -> slice:
-    """Rows (frames or code steps) whose start lies in [start, end): at least one."""
-    first = min(int(np.floor(start * per_second)), length - 1)
-    return slice(first, max(first + 1, min(length, int(np.ceil(end * per_second)))))
-
-
-def link_corpus(shared: Path, work: Path) -> Dataset:
-    """A project root over shared/bats (read only): audio linked, annotations copied; outputs under ``work``."""
-    root = work / "corpus"
-    (root / "data").mkdir(parents=True)
-    os.symlink(shared / "data" / "audio", root / "data" / "audio")
-    shutil.copy(shared / "data" / "annotations.csv", root / "data" / "annotations.csv")
-    return Dataset.from_root(root)
 
 
 def main() -> None:

@@ -122,3 +122,40 @@ def test_pretrain_on_calls_only_reads_the_calls_and_records_the_table(demo_root,
     record = json.loads((calls / "bat_hubert_training.json").read_text())
     assert "+calls:" in record["corpus_fingerprint"]
     assert main([*common, "--model", str(tmp_path / "x"), "--context-ms", "3"]) == 2  # --context-ms needs --segments
+
+
+def test_init_starts_from_the_saved_weights_and_refuses_another_architecture(demo_root, tiny, tmp_path, monkeypatch,
+                                                                              capsys):
+    import hashlib
+
+    import bat_hubert.pretrain as module
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["pretrain", "--root", str(demo_root), *tiny, "--iterations", "1", "--epochs", "1"]
+    assert main([*common, "--model", str(first)]) == 0
+    at_step_zero = []
+    new_stage = module.new_stage
+
+    def spy(model, *args, **kwargs):
+        at_step_zero.append({name: value.detach().clone() for name, value in model.state_dict().items()})
+        return new_stage(model, *args, **kwargs)
+
+    monkeypatch.setattr(module, "new_stage", spy)
+    assert main([*common, "--model", str(second), "--init", str(first)]) == 0
+    trained = load_file(first / "model.safetensors")
+    assert at_step_zero[0].keys() == trained.keys()
+    assert all(torch.equal(at_step_zero[0][name], trained[name]) for name in trained)
+    record = json.loads((second / "bat_hubert_training.json").read_text())["init"]
+    assert record["directory"] == str(first.resolve())
+    assert record["model_sha256"] == hashlib.sha256((first / "model.safetensors").read_bytes()).hexdigest()
+    assert record["corpus_fingerprint"] == json.loads((first / "bat_hubert_training.json").read_text())["corpus_fingerprint"]
+    assert json.loads((first / "bat_hubert_training.json").read_text())["init"] is None
+    capsys.readouterr()
+
+    assert main([*common, "--model", str(tmp_path / "third"), "--init", str(first), "--layers", "3"]) == 2
+    assert "num_hidden_layers 2 (this run: 3)" in capsys.readouterr().err
+    assert main([*common, "--model", str(tmp_path / "third"), "--init", str(tmp_path / "nowhere")]) == 2
+    assert "no config.json" in capsys.readouterr().err
+    assert main([*common, "--model", str(first), "--init", str(first), "--overwrite"]) == 2
+    assert "another --model DIR" in capsys.readouterr().err
+    assert not (tmp_path / "third").exists() and (first / "model.safetensors").is_file()

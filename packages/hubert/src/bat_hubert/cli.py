@@ -68,7 +68,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 
     result = pretrain(dataset, directory, settings, expansion, resolve_device(args.device), overwrite=args.overwrite,
                       resume=args.resume, label_column=args.label_column, options=run_options(args, "pretrain: crops"),
-                      after_epoch=said, calls=calls)
+                      after_epoch=said, calls=calls, init=args.init)
     print(f"encoder saved in {result.directory} ({result.crops} crops of {len(dataset)} recordings; "
           f"log: {result.directory / 'pretrain_log.csv'})")
     print(f"tokenize with it: bat-w2v-kmeans run --root {args.root} --model {result.directory} "
@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", default=None, metavar="DIR",
                      help=f"where the encoder is saved (default: DERIVED/models/{DEFAULT_MODEL_NAME})")
     run.add_argument("--resume", action="store_true", help="continue a stopped run from its checkpoint in --model")
+    run.add_argument("--init", default=None, metavar="DIR",
+                     help="start from the weights of an encoder saved before (e.g. to go on pretraining on new "
+                          "recordings) instead of random ones; the model size options must match it")
     run.add_argument("--iterations", type=positive_int, default=ITERATIONS,
                      help=f"HuBERT iterations: 1 = log-mel units, 2 = then a middle layer's units (default: {ITERATIONS})")
     run.add_argument("--epochs", type=positive_int, default=EPOCHS, help=f"epochs per iteration (default: {EPOCHS})")

@@ -43,7 +43,7 @@ from bat_hubert.defaults import (
     SAMPLES_PER_FRAME,
     TRAINING_JSON,
 )
-from bat_hubert.model import ModelSize, new_model, save_encoder
+from bat_hubert.model import InitWeights, ModelSize, load_init, new_model, read_init, save_encoder
 from bat_hubert.targets import cluster_targets, log_mel_frames, mel_filters, pnmi
 from bat_hubert.train import EpochResult, Stage, TrainSettings, new_stage, run_epochs
 
@@ -99,12 +99,18 @@ def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings
              expansion: TimeExpansion = TimeExpansion(), device: str | torch.device = "cpu", *,
              overwrite: bool = False, resume: bool = False, label_column: str | None = None,
              options: RunOptions = RunOptions(), after_epoch: Callable[[EpochResult], None] | None = None,
-             calls: CallSelection | None = None) -> PretrainResult:
+             calls: CallSelection | None = None, init: str | Path | None = None) -> PretrainResult:
     """Pretrain on ``dataset`` (on its ``calls`` only, when given) and save the encoder in ``directory``;
-    ``resume`` continues from the checkpoint a stopped run left there (same settings and recordings only)."""
+    ``resume`` continues from the checkpoint a stopped run left there (same settings and recordings only);
+    ``init`` starts from the weights of a folder saved before (same architecture only) instead of random ones."""
     directory = Path(directory)
     if settings.target_layer > settings.size.layers:
         raise BatError(f"--target-layer must be 1..{settings.size.layers}, got {settings.target_layer}")
+    start: InitWeights | None = None
+    if init is not None:
+        if Path(init).resolve() == directory.resolve():  # --overwrite would delete the weights being continued
+            raise BatError(f"--init and --model are both {directory}: save the continued encoder in another --model DIR")
+        start = read_init(Path(init), settings.size)  # read before anything in --model is replaced
     items = list(dataset)
     checkpoint = directory / CHECKPOINT
     if resume and not checkpoint.is_file():
@@ -121,7 +127,7 @@ def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings
     fingerprint = corpus_fingerprint(items)
     if calls is not None:  # the same recordings seen through another table are other training data
         fingerprint = f"{fingerprint}+calls:{calls.fingerprint[:16]}:{calls.context_s:g}"
-    key = settings_key(settings, expansion, fingerprint)
+    key = settings_key(settings, expansion, fingerprint, start.record["model_sha256"] if start else None)
 
     crops = collect_crops(items, expansion, settings.crop_seconds, settings.max_crops, settings.seed, options, calls)
     if len(crops) < 2:
@@ -146,7 +152,10 @@ def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings
         with open(log_path, "w", newline="", encoding="utf-8") as handle:
             csv.writer(handle).writerow(LOG_COLUMNS)
 
-    model = new_model(settings.size, settings.seed).to(device)
+    model = new_model(settings.size, settings.seed)
+    if start is not None:
+        load_init(model, start)
+    model = model.to(device)
     rows: list[EpochResult] = []
     train_settings = settings.train()
     for iteration in range(1, settings.iterations + 1):
@@ -182,14 +191,18 @@ def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings
     model = model.to("cpu").float().eval()
     save_encoder(model, directory)
     training = training_record(settings, expansion, fingerprint, crops, items, rows, column)
+    training["init"] = start.record if start else None
     (directory / TRAINING_JSON).write_text(json.dumps(training, indent=2) + "\n", encoding="utf-8")
     checkpoint.unlink(missing_ok=True)
     return PretrainResult(directory, rows, len(crops), crops.failures, training)
 
 
-def settings_key(settings: PretrainSettings, expansion: TimeExpansion, fingerprint: str) -> str:
-    text = json.dumps({"settings": asdict(settings), "expansion": asdict(expansion), "corpus": fingerprint,
-                       "version": __version__}, sort_keys=True)
+def settings_key(settings: PretrainSettings, expansion: TimeExpansion, fingerprint: str,
+                 init_sha256: str | None = None) -> str:
+    fields = {"settings": asdict(settings), "expansion": asdict(expansion), "corpus": fingerprint, "version": __version__}
+    if init_sha256:  # absent without --init, so checkpoints of earlier runs keep their key
+        fields["init"] = init_sha256
+    text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
