@@ -37,6 +37,7 @@ class ProbeResult:
     class_counts: dict[str, int] = field(default_factory=dict)
     chance_accuracy: float = float("nan")  # share of the largest class: what always guessing it scores
     probe_defined: bool = False
+    confounded_classes: list[str] = field(default_factory=list)  # classes held by one group: no grouped probe
     notes: list[str] = field(default_factory=list)
 
 
@@ -95,6 +96,7 @@ def probe(vectors, labels: list[str], groups: list[str] | None = None, seed: int
         groups_per_class = {label: len(set(g[y == label])) for label in counts}
         confounded = sorted(label for label, n in groups_per_class.items() if n < 2)
         if confounded:
+            result.confounded_classes = confounded
             result.notes.append(f"classes {confounded} have fewer than two groups: a probe would measure the group "
                                 "(recording, site), not the label; grouped probe undefined, no ranking")
             return result
