@@ -52,11 +52,11 @@ KNOWN_STRATEGIES = {"w2v_kmeans": "bat-w2v-kmeans run", "vqvae": "bat-vqvae enco
 
 
 def _probe_row(vectors, present: list[str], labels: dict[str, str], groups: dict[str, str] | None, seed: int,
-               majority: bool = False, standardise: bool = True) -> ProbeResult:
+               majority: bool = False, standardise: bool = True, blocks=None) -> ProbeResult:
     if not present or not labels:
         return ProbeResult(notes=["no labels: no probe"] if not labels else ["no files"])
     return probe(vectors, [labels[n] for n in present], [groups[n] for n in present] if groups else None, seed,
-                 majority, standardise)
+                 majority, standardise, blocks)
 
 
 def _read_vectors(kind: str, codebook_size: int | None, items, features: TokenFeatures,
@@ -157,8 +157,9 @@ def evaluate_project(dataset: Dataset, label: str | None = None, group: str | No
                        call_features=describe_source(representation))
         if representation.kind == "tokens":
             figures.append(usage_figure(representation.name, fields["code_counts"], out_dir / f"usage_{representation.name}.png"))
-        row.update(_probe_fields(_probe_row(vectors, present, labels, groups, seed,
-                                            standardise=representation.kind != "tokens")))
+        tokens = representation.kind == "tokens"
+        blocks = features.blocks(fields["codebook_size"]) if tokens else None
+        row.update(_probe_fields(_probe_row(vectors, present, labels, groups, seed, standardise=not tokens, blocks=blocks)))
         notes += [f"{representation.name}: {note}" for note in representation.notes]
         rows.append(row)
     absent = [f"{prefix} ({command})" for prefix, command in KNOWN_STRATEGIES.items()
@@ -179,20 +180,21 @@ def evaluate_project(dataset: Dataset, label: str | None = None, group: str | No
         mfcc_rows.append(*file_features(mfcc_tokens[name][frames], MFCC_CODES, features))
     mean_mels = mean_log_mel({unit: mels[name][:, frames] for unit, name, frames in cuts})
     baselines = [
-        ("majority", np.zeros((len(base_units), 1)), True, True, "always the largest training class"),
-        ("mfcc_kmeans", mfcc_rows.matrix(), False, False, f"MFCC + k-means ({MFCC_CODES} codes); {features.describe()}"),
+        ("majority", np.zeros((len(base_units), 1)), True, True, "always the largest training class", None),
+        ("mfcc_kmeans", mfcc_rows.matrix(), False, False, f"MFCC + k-means ({MFCC_CODES} codes); {features.describe()}",
+         features.blocks(MFCC_CODES)),
         ("mean_log_mel", np.stack([mean_mels[u] for u in base_units]) if base_units else np.zeros((0, 1)), False, True,
-         "time-averaged log-mel, standardised"),
+         "time-averaged log-mel, standardised", None),
     ]
     mel_failed = sorted(set(mel_wanted) - set(mels))
-    for name, vectors, majority, standardise, description in baselines:
+    for name, vectors, majority, standardise, description, blocks in baselines:
         incomplete[name] = mel_failed
         row = {"name": name, "kind": "baseline", "files_ok": len(mel_names), "files_failed": len(mel_failed),
                "files_missing": 0, "failed_files": mel_failed, "features": description, **mel_provenance}
         if boxes is not None:
             row.update(calls_ok=len(base_units), calls_missing=len(units) - len(base_units),
                        call_features="slices by time of each file's log-mel (frames per second from the mel manifest)")
-        row.update(_probe_fields(_probe_row(vectors, base_units, labels, groups, seed, majority, standardise)))
+        row.update(_probe_fields(_probe_row(vectors, base_units, labels, groups, seed, majority, standardise, blocks)))
         rows.append(row)
 
     mfcc_row = next(r for r in rows if r["name"] == "mfcc_kmeans")
@@ -212,8 +214,9 @@ def evaluate_project(dataset: Dataset, label: str | None = None, group: str | No
               else "folds never split a --group when given")
     header = {"root": str(paths.root), "group": group, "files": len(names), "token_features": features.describe(),
               **unit_header,
-              "probe": "logistic regression (token bags: unit-length Hellinger rows, C=10; other vectors: "
-                       f"standardised, C=1), stratified k-fold ({splits}; undefined when "
+              "probe": "logistic regression, C=1 (token bags: frequencies, each column scaled by its standard "
+                       "deviation on the training folds, n-gram blocks kept at their weight; other vectors: "
+                       f"standardised), stratified k-fold ({splits}; undefined when "
                        "a class has fewer than two groups), mean ± std over folds; chance = largest class share; "
                        f"NMI and purity of k-means with as many clusters as classes, mean ± std over {CLUSTER_SEEDS} seeds",
               **_class_balance(labels)}

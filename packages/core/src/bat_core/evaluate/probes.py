@@ -15,6 +15,8 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from bat_core.evaluate.features import BlockScaler
+
 MAX_FOLDS = 5
 CLUSTER_SEEDS = 5  # k-means restarts from different seeds: NMI and purity are reported with their spread
 MISSING_LABELS = {"", "nan", "na", "n/a", "none", "null"}  # spellings of "no label" (compared lower-cased)
@@ -77,10 +79,12 @@ def folds(labels: np.ndarray, groups: np.ndarray | None, n_splits: int, seed: in
 
 
 def probe(vectors, labels: list[str], groups: list[str] | None = None, seed: int = 0,
-          predict_majority: bool = False, standardise: bool = True) -> ProbeResult:
+          predict_majority: bool = False, standardise: bool = True,
+          blocks: list[tuple[int, int, float]] | None = None) -> ProbeResult:
     """Stratified k-fold logistic regression (or the majority class), grouped when ``groups`` is given,
     + k-means NMI/purity over ``CLUSTER_SEEDS`` seeds. ``vectors``: dense or scipy.sparse rows;
-    ``standardise=False`` for rows already normalised (token bags), which must not be standardised."""
+    ``standardise=False`` for token bags: scaled without centring (rows stay sparse), block by block
+    (``blocks``: ``TokenFeatures.blocks``; default one block), so n-gram columns never bury the unigrams."""
     keep, notes = usable_rows(labels)
     X = vectors.tocsr()[np.flatnonzero(keep)] if sp.issparse(vectors) else np.asarray(vectors, dtype=np.float64)[keep]
     y = np.asarray([clean_label(label) for label in labels])[keep]
@@ -112,7 +116,7 @@ def probe(vectors, labels: list[str], groups: list[str] | None = None, seed: int
                 majority = Counter(y[train]).most_common(1)[0][0]
                 predicted = np.full(len(test), majority)
             else:
-                model = _model(standardise)
+                model = _model(standardise, blocks or [(0, X.shape[1], 1.0)])
                 model.fit(X[train], y[train])
                 predicted = model.predict(X[test])
             accuracies.append(accuracy_score(y[test], predicted))
@@ -134,9 +138,7 @@ def probe(vectors, labels: list[str], groups: list[str] | None = None, seed: int
     return result
 
 
-def _model(standardise: bool):
-    """Standardised vectors: the default regularisation. Unit-length token bags: C=10, chosen on generated
-    K=256 tokens (tests/test_evaluate.py) where C=1 underfits the small square-rooted frequencies."""
-    if standardise:
-        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    return LogisticRegression(C=10.0, max_iter=2000)
+def _model(standardise: bool, blocks: list[tuple[int, int, float]]):
+    """Standardised vectors, or token bags scaled block-wise; the default regularisation either way."""
+    scaler = StandardScaler() if standardise else BlockScaler(blocks)
+    return make_pipeline(scaler, LogisticRegression(max_iter=2000))
