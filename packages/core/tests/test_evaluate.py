@@ -282,3 +282,26 @@ def test_cli_evaluate_with_ngrams_and_group(tmp_path, capsys):
     assert data["group"] == "site" and "n-grams of order 2..2 along time" in data["token_features"]
     assert "Token features:" in (dataset.paths.report_dir / "report.md").read_text()
     assert not list(dataset.paths.report_dir.glob("example_*.png"))  # --examples 0 draws none
+
+
+def test_cli_evaluate_draws_a_confusion_matrix_and_a_map_per_row_and_writes_strict_json(tmp_path, capsys):
+    from bat_core.cli import main
+    from bat_core.testing import make_demo_project
+
+    dataset = Dataset.from_root(make_demo_project(tmp_path / "p", n_files=12))
+    write_fake_strategies(dataset)
+    out = tmp_path / "report"
+    code = main(["evaluate", "--root", str(dataset.paths.root), "--group", "site", "--examples", "0", "--num-workers", "0",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr()
+    data = json.loads((out / "report.json").read_text(), parse_constant=lambda name: pytest.fail(f"bare {name}"))
+    for row in data["rows"]:
+        assert row["probe_defined"]
+        assert sum(map(sum, row["confusion"])) == row["probe_files"] and row["confusion_classes"] == ["CF-FM", "FM", "QCF"]
+        if row["name"] != "majority":
+            assert (out / f"confusion_{row['name']}.png").read_bytes()[:4] == b"\x89PNG"
+            assert (out / f"map_{row['name']}.png").read_bytes()[:4] == b"\x89PNG"
+    perfect = next(row for row in data["rows"] if row["name"] == "perfect")
+    assert perfect["confusion"] == [[4, 0, 0], [0, 4, 0], [0, 0, 4]]  # every file on the diagonal
+    text = (out / "report.md").read_text()
+    assert "![confusion_perfect](confusion_perfect.png)" in text and "![map_noise](map_noise.png)" in text

@@ -12,12 +12,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from sklearn.preprocessing import StandardScaler
 
 from bat_core.dataset import Dataset
 from bat_core.errors import DatasetError
 from bat_core.evaluate.baselines import MFCC_CODES, baseline_mels, mean_log_mel, mfcc_kmeans_tokens
-from bat_core.evaluate.features import SparseRows, TokenFeatures, file_features
-from bat_core.evaluate.figures import example_figure, usage_figure
+from bat_core.evaluate.features import BlockScaler, SparseRows, TokenFeatures, file_features
+from bat_core.evaluate.figures import confusion_figure, example_figure, map_figure, project_2d, usage_figure
 from bat_core.evaluate.per_call import call_arrays, call_labels, describe_source, has_time_axis, mel_slices, read_call_boxes
 from bat_core.evaluate.probes import CLUSTER_SEEDS, UNLABELLED, ProbeResult, clean_label, probe
 from bat_core.evaluate.report import write_report
@@ -160,6 +161,7 @@ def evaluate_project(dataset: Dataset, label: str | None = None, group: str | No
         tokens = representation.kind == "tokens"
         blocks = features.blocks(fields["codebook_size"]) if tokens else None
         row.update(_probe_fields(_probe_row(vectors, present, labels, groups, seed, standardise=not tokens, blocks=blocks)))
+        figures += _probe_figures(row, vectors, present, labels, blocks, unit_header["unit"], out_dir)
         notes += [f"{representation.name}: {note}" for note in representation.notes]
         rows.append(row)
     absent = [f"{prefix} ({command})" for prefix, command in KNOWN_STRATEGIES.items()
@@ -195,6 +197,8 @@ def evaluate_project(dataset: Dataset, label: str | None = None, group: str | No
             row.update(calls_ok=len(base_units), calls_missing=len(units) - len(base_units),
                        call_features="slices by time of each file's log-mel (frames per second from the mel manifest)")
         row.update(_probe_fields(_probe_row(vectors, base_units, labels, groups, seed, majority, standardise, blocks)))
+        if not majority:
+            figures += _probe_figures(row, vectors, base_units, labels, blocks, unit_header["unit"], out_dir)
         rows.append(row)
 
     mfcc_row = next(r for r in rows if r["name"] == "mfcc_kmeans")
@@ -222,6 +226,21 @@ def evaluate_project(dataset: Dataset, label: str | None = None, group: str | No
               **_class_balance(labels)}
     markdown, json_path = write_report(out_dir, label, rows, notes, figures, header)
     return EvaluationReport(rows, notes, markdown, json_path, figures, len(names), incomplete)
+
+
+def _probe_figures(row: dict, vectors, present: list, labels: dict, blocks, unit: str, out_dir: Path) -> list[Path]:
+    """The row's confusion matrix (when its probe is defined) and its 2-D map, of the vectors scaled as the probe
+    scales them (token bags block-wise, other vectors standardised)."""
+    drawn = []
+    if row.get("probe_defined") and row.get("confusion"):
+        drawn.append(confusion_figure(row["name"], row["confusion_classes"], row["confusion"],
+                                      out_dir / f"confusion_{row['name']}.png"))
+    if len(present) >= 3 and vectors.shape[1] >= 3:
+        scaled = BlockScaler(blocks).fit_transform(vectors) if blocks else StandardScaler().fit_transform(vectors)
+        points, explained = project_2d(scaled)
+        drawn.append(map_figure(row["name"], points, explained, [labels.get(unit_id, "") for unit_id in present], unit,
+                                out_dir / f"map_{row['name']}.png"))
+    return drawn
 
 
 def _class_balance(labels: dict[str, str]) -> dict:

@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score, normalized_mutual_info_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, normalized_mutual_info_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -40,6 +40,8 @@ class ProbeResult:
     chance_accuracy: float = float("nan")  # share of the largest class: what always guessing it scores
     probe_defined: bool = False
     confounded_classes: list[str] = field(default_factory=list)  # classes held by one group: no grouped probe
+    confusion_classes: list[str] = field(default_factory=list)  # rows and columns of ``confusion``, in order
+    confusion: list[list[int]] = field(default_factory=list)  # true class (row) x predicted (column), test folds summed
     notes: list[str] = field(default_factory=list)
 
 
@@ -109,6 +111,7 @@ def probe(vectors, labels: list[str], groups: list[str] | None = None, seed: int
         result.notes.append("too few files per class for two folds: no probe")
         return result
     accuracies, f1s = [], []
+    truth, predictions = [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence / ill-defined-metric warnings on tiny folds
         for train, test in folds(y, g, n_splits, seed):
@@ -119,9 +122,14 @@ def probe(vectors, labels: list[str], groups: list[str] | None = None, seed: int
                 model = _model(standardise, blocks or [(0, X.shape[1], 1.0)])
                 model.fit(X[train], y[train])
                 predicted = model.predict(X[test])
+            truth.append(y[test])
+            predictions.append(predicted)
             accuracies.append(accuracy_score(y[test], predicted))
             f1s.append(f1_score(y[test], predicted, average="macro"))
         result.folds = len(accuracies)
+        result.confusion_classes = sorted(counts)
+        result.confusion = confusion_matrix(np.concatenate(truth), np.concatenate(predictions),
+                                            labels=result.confusion_classes).tolist()
         result.probe_defined = True
         result.probe_accuracy, result.probe_accuracy_std = float(np.mean(accuracies)), float(np.std(accuracies))
         result.probe_macro_f1, result.probe_macro_f1_std = float(np.mean(f1s)), float(np.std(f1s))
