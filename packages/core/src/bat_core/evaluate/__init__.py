@@ -237,9 +237,10 @@ def _probe_figures(row: dict, vectors, present: list, labels: dict, blocks, unit
                                       out_dir / f"confusion_{row['name']}.png"))
     if len(present) >= 3 and vectors.shape[1] >= 3:
         scaled = BlockScaler(blocks).fit_transform(vectors) if blocks else StandardScaler().fit_transform(vectors)
-        points, explained = project_2d(scaled)
-        drawn.append(map_figure(row["name"], points, explained, [labels.get(unit_id, "") for unit_id in present], unit,
-                                out_dir / f"map_{row['name']}.png"))
+        projected = project_2d(scaled)
+        if projected is not None:
+            drawn.append(map_figure(row["name"], *projected, [labels.get(unit_id, "") for unit_id in present], unit,
+                                    out_dir / f"map_{row['name']}.png"))
     return drawn
 
 

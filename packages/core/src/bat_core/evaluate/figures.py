@@ -86,14 +86,20 @@ def confusion_figure(name: str, classes: list[str], matrix: list[list[int]], out
     return out
 
 
-def project_2d(vectors) -> tuple[np.ndarray, list[float]]:
+def project_2d(vectors) -> tuple[np.ndarray, list[float]] | None:
     """The first two principal components (scikit-learn's PCA; sparse rows through ARPACK, never densified) and
-    the share of variance each explains."""
+    the share of variance each explains; None when the rows do not vary (every file holds the same codes)."""
     import scipy.sparse as sp
     from sklearn.decomposition import PCA
 
+    spread = vectors.max(axis=0) - vectors.min(axis=0)
+    if not (spread.count_nonzero() if sp.issparse(spread) else np.count_nonzero(spread)):
+        return None
     pca = PCA(n_components=2, svd_solver="arpack" if sp.issparse(vectors) else "auto", random_state=0)
-    points = pca.fit_transform(vectors)
+    try:
+        points = pca.fit_transform(vectors)
+    except (ValueError, RuntimeError):  # ARPACK fails on rows that vary along one direction only
+        return None
     return points, [float(v) for v in pca.explained_variance_ratio_]
 
 
