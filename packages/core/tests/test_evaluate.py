@@ -77,7 +77,7 @@ def test_unlabelled_and_singleton_classes_are_left_out_with_a_note():
 def test_purity_and_token_features():
     assert purity(np.array(["a", "a", "b", "b"]), np.array([0, 0, 0, 1])) == 0.75
     vector = features([np.array([0, 1, 1, 1])], 2).toarray()[0]
-    np.testing.assert_allclose(vector, np.sqrt([1 / 4, 3 / 4]))  # Hellinger: square roots of the frequencies
+    np.testing.assert_allclose(vector, [1 / 4, 3 / 4])  # frequencies
     config = TokenFeatures(ngrams=3, buckets=1024)
     assert config.width(256) == 256 + 2 * 1024  # never K + K^2 (65,792 at K=256)
     grid = np.array([[1, 5], [2, 6], [3, 7]])  # (T', F'): time down, two frequency rows
@@ -114,15 +114,22 @@ def realistic_tokens(seed=0, classes=3, per_class=8, tokens=2000, codebook=256, 
 
 def test_known_answer_on_realistic_tokens_and_ngrams_never_bury_unigrams():
     """24 files of ~2000 codes (a 5 s VQ-VAE grid): the earlier features (K unigrams + K^2 bigrams, every column
-    standardised) scored 0.84 here (0.51 and 0.92 with seeds 1 and 2); Hellinger unigram bags score 1.0."""
+    standardised) scored 0.84 here (0.51 and 0.92 with seeds 1 and 2); unigram frequencies, scaled on the training
+    folds, score 0.96, 0.96, 0.92. n-grams are compared over those three data seeds (same folds, same seeds on both
+    sides): one file is 0.04 here, and single seeds go either way (0.92 vs 0.96 at seed 0, 0.96 vs 0.92 at seed 2)."""
+    scores = {order: [] for order in (1, 2)}  # order 3 too (0.96, 0.96, 0.92) costs 50 s more
+    for data_seed in (0, 1, 2):
+        sequences, labels = realistic_tokens(seed=data_seed)
+        for order in scores:
+            config = TokenFeatures(ngrams=order)
+            scores[order].append(probe(features(sequences, 256, config), labels, seed=0, standardise=False,
+                                       blocks=config.blocks(256)).probe_accuracy)
+    assert min(scores[1]) >= 0.9, scores
+    assert np.mean(scores[2]) >= np.mean(scores[1]) - 0.02, scores
     sequences, labels = realistic_tokens()
-    unigrams = probe(features(sequences, 256), labels, seed=0, standardise=False)
-    assert unigrams.probe_accuracy >= 0.9, unigrams
-    for order in (2, 3):
-        with_ngrams = probe(features(sequences, 256, TokenFeatures(ngrams=order)), labels, seed=0, standardise=False)
-        assert with_ngrams.probe_accuracy >= unigrams.probe_accuracy - 0.02, (order, with_ngrams, unigrams)
     grid = [s[: len(s) // 4 * 4].reshape(-1, 4) for s in sequences]  # the same codes as (T', F') grids
-    assert probe(features(grid, 256, TokenFeatures(ngrams=2)), labels, standardise=False).probe_accuracy >= 0.9
+    config = TokenFeatures(ngrams=2)
+    assert probe(features(grid, 256, config), labels, standardise=False, blocks=config.blocks(256)).probe_accuracy >= 0.9
 
 
 def test_missing_label_spellings_are_one_unlabelled_set():
@@ -259,7 +266,7 @@ def test_mixed_codebooks_missing_labels_and_no_writes(tmp_path):
     for name in ("majority", "mfcc_kmeans", "mean_log_mel"):
         assert rows[name]["config_hash"] and rows[name]["package_versions"] and rows[name]["model_id"]
         assert rows[name]["files_ok"] == 8
-    assert "Hellinger" in data["token_features"] and rows["mixed"]["features"] == data["token_features"]
+    assert "L1-normalised" in data["token_features"] and rows["mixed"]["features"] == data["token_features"]
 
 
 def test_cli_evaluate_with_ngrams_and_group(tmp_path, capsys):
@@ -275,3 +282,26 @@ def test_cli_evaluate_with_ngrams_and_group(tmp_path, capsys):
     assert data["group"] == "site" and "n-grams of order 2..2 along time" in data["token_features"]
     assert "Token features:" in (dataset.paths.report_dir / "report.md").read_text()
     assert not list(dataset.paths.report_dir.glob("example_*.png"))  # --examples 0 draws none
+
+
+def test_cli_evaluate_draws_a_confusion_matrix_and_a_map_per_row_and_writes_strict_json(tmp_path, capsys):
+    from bat_core.cli import main
+    from bat_core.testing import make_demo_project
+
+    dataset = Dataset.from_root(make_demo_project(tmp_path / "p", n_files=12))
+    write_fake_strategies(dataset)
+    out = tmp_path / "report"
+    code = main(["evaluate", "--root", str(dataset.paths.root), "--group", "site", "--examples", "0", "--num-workers", "0",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr()
+    data = json.loads((out / "report.json").read_text(), parse_constant=lambda name: pytest.fail(f"bare {name}"))
+    for row in data["rows"]:
+        assert row["probe_defined"]
+        assert sum(map(sum, row["confusion"])) == row["probe_files"] and row["confusion_classes"] == ["CF-FM", "FM", "QCF"]
+        if row["name"] != "majority":
+            assert (out / f"confusion_{row['name']}.png").read_bytes()[:4] == b"\x89PNG"
+            assert (out / f"map_{row['name']}.png").read_bytes()[:4] == b"\x89PNG"
+    perfect = next(row for row in data["rows"] if row["name"] == "perfect")
+    assert perfect["confusion"] == [[4, 0, 0], [0, 4, 0], [0, 0, 4]]  # every file on the diagonal
+    text = (out / "report.md").read_text()
+    assert "![confusion_perfect](confusion_perfect.png)" in text and "![map_noise](map_noise.png)" in text

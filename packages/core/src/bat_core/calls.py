@@ -106,7 +106,18 @@ def load_selection(path: str | Path, context_s: float = DEFAULT_CONTEXT_S) -> Ca
     if not (math.isfinite(context_s) and 0 <= context_s <= 1):
         raise ValueError(f"context must be between 0 and 1 s, got {context_s}")
     path = Path(path)
-    table = read_boxes(path)
+    table = numbered_boxes(read_boxes(path), path)
+    spans = {name: tuple(CallSpan(int(c), float(s), float(e)) for c, s, e in
+                         zip(group.call_index, group.start_time_s, group.end_time_s))
+             for name, group in table.groupby(FILE, sort=True)}
+    return CallSelection(spans, float(context_s), str(path), _sha256(path))
+
+
+def numbered_boxes(table: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """A box table (``read_boxes``) with a checked ``call_index`` (its own, or numbered per file by start time),
+    calls of at most ``MAX_CALL_S``, sorted by file and time: how per-call encoding and evaluation name calls."""
+    from bat_core.segments.table import FILE
+
     if "call_index" in table.columns:
         index = pd.to_numeric(table["call_index"], errors="coerce")
         if index.isna().any() or (index % 1 != 0).any() or (index < 0).any() or (index >= MAX_CALL_INDEX).any():
@@ -125,11 +136,7 @@ def load_selection(path: str | Path, context_s: float = DEFAULT_CONTEXT_S) -> Ca
         raise DatasetError(f"{path}: a box of {row.end_time_s - row.start_time_s:.1f} s ({row[FILE]}, call "
                            f"{row.call_index}); per-call encoding takes calls up to {MAX_CALL_S:g} s: is this a table "
                            "of calls?")
-    table = table.sort_values([FILE, "start_time_s", "call_index"], kind="stable")
-    spans = {name: tuple(CallSpan(int(c), float(s), float(e)) for c, s, e in
-                         zip(group.call_index, group.start_time_s, group.end_time_s))
-             for name, group in table.groupby(FILE, sort=True)}
-    return CallSelection(spans, float(context_s), str(path), _sha256(path))
+    return table.sort_values([FILE, "start_time_s", "call_index"], kind="stable")
 
 
 def _sha256(path: Path) -> str:

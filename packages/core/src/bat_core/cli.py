@@ -170,7 +170,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         label = "call_type"
     report = evaluate_project(dataset, label, args.group, out_dir=Path(args.out) if args.out else None,
                               examples=args.examples, seed=args.seed, notes=args.note, options=run_options(args, "mels"),
-                              features=TokenFeatures(ngrams=args.ngrams))
+                              features=TokenFeatures(ngrams=args.ngrams), calls=args.calls)
     for row in report.rows:
         accuracy = row.get("probe_accuracy")
         shown = f"{accuracy:.3f} ± {row.get('probe_accuracy_std'):.3f}" if accuracy == accuracy else "-"
@@ -306,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
                           help="column whose groups (site, night, recording session) a fold never splits; a class with "
                                "fewer than two groups makes the probe undefined (it would measure the group). "
                                "Default: every file is its own group")
+    evaluate.add_argument("--calls", metavar="TABLE", default=None,
+                          help="evaluate per call, not per file: a box table (CSV or Parquet with File Name, "
+                               "start_time_s, end_time_s, as calls.csv; call_index optional) or 'detected' (bat-core "
+                               "segment's table). --label may name one of its columns (else each call takes its "
+                               "recording's label from annotations.csv; a column of our own detector's table is never "
+                               "probed). Calls come from per-call outputs (--segments runs) or slices of whole-file "
+                               "outputs by time; folds never split a recording")
     evaluate.add_argument("--ngrams", type=positive_int, default=1,
                           help="token features: 1 (default) = unigram code frequencies; N adds n-grams of order 2..N "
                                "along time only (2-D codes: per frequency row), hashed into 4096 columns per order")

@@ -24,6 +24,8 @@ def _number(value, digits: int = 3) -> str:
 def _cell(row: dict, key: str) -> str:
     if key == "files":
         return f"{row.get('files_ok', '-')}/{row.get('files_failed', '-')}"
+    if key == "calls":
+        return f"{row.get('calls_ok', '-')}/{row.get('calls_missing', '-')}"
     if key == "codes":
         return f"{row['codes_used']}/{row['codebook_size']}" if row.get("codebook_size") else "-"
     if key == "probe":
@@ -61,6 +63,10 @@ def write_report(out_dir: Path, label: str | None, rows: list[dict], notes: list
     json_path.write_text(json.dumps(document, indent=2, allow_nan=False))
     lines = [f"# Representation report: {header.get('root', '')}", ""]
     lines.append(f"Label: `{label}`" if label else "Label: none (token statistics only; pass --label COLUMN for probes)")
+    if header.get("unit") == "call":
+        lines += ["", f"Per call: {header.get('calls')} calls ({header.get('files_with_calls')} files) of the box table "
+                      f"`{header.get('calls_table')}` are the units "
+                      f"probed and clustered; labels from {header.get('label_source') or '-'}. Folds never split a recording."]
     if header.get("group"):
         lines.append(f"Cross-validation folds never split a `{header['group']}` group.")
     lines += [f"Files selected: {header.get('files')}. Probes: {header.get('probe')}.", ""]
@@ -69,10 +75,11 @@ def write_report(out_dir: Path, label: str | None, rows: list[dict], notes: list
         balance = ", ".join(f"{name}: {count}" for name, count in header["class_counts"].items())
         lines += [f"Classes: {balance}; unlabelled (left out of probes): {header.get('unlabelled_files', 0)}; "
                   f"chance (largest class): {_number(header.get('chance_accuracy'))}.", ""]
-    lines.append("| " + " | ".join(title for _, title in COLUMNS) + " |")
-    lines.append("|" + "---|" * len(COLUMNS))
+    columns = COLUMNS[:3] + [("calls", "calls ok/missing")] + COLUMNS[3:] if header.get("unit") == "call" else COLUMNS
+    lines.append("| " + " | ".join(title for _, title in columns) + " |")
+    lines.append("|" + "---|" * len(columns))
     for row in rows:
-        lines.append("| " + " | ".join(_cell(row, key) for key, _ in COLUMNS) + " |")
+        lines.append("| " + " | ".join(_cell(row, key) for key, _ in columns) + " |")
     lines.append("")
     if notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]

@@ -33,6 +33,9 @@ class Representation:
     failed_files: list[str] = field(default_factory=list)  # selected files whose row failed or whose output is gone
     missing_files: list[str] = field(default_factory=list)  # selected files this representation has no row for
     notes: list[str] = field(default_factory=list)
+    per_call: bool = False  # outputs of a --segments run: a file's calls one after another (bat_core.calls)
+    sequences: dict[str, tuple[Path, float]] = field(default_factory=dict)  # embeddings pooled per file: their
+    # sequence along time (``.sequence.npy``) and its frames per second, where the strategy kept one
 
     @property
     def files_ok(self) -> int:
@@ -65,24 +68,29 @@ class Representation:
         self.notes.append(f"{file_name}: {reason}, counted as failed")
 
 
-def discover(paths: ProjectPaths, names: list[str], per_call: list[str] | None = None) -> list[Representation]:
+def discover(paths: ProjectPaths, names: list[str], per_call: list[str] | None = None,
+             calls: bool = False) -> list[Representation]:
     """Every representation under ``derived/manifests`` (mel inputs and caches excepted), in name order,
     restricted to the selected file ``names``. Per-call representations (``--segments``) hold a file's calls,
-    not the file: they are left out and named in ``per_call`` (evaluation per call is still to come)."""
+    not the file: a per-file evaluation leaves them out and names them in ``per_call``; a per-call one
+    (``calls``) reads them too."""
     found = []
     for manifest_path in sorted(paths.manifests_dir.glob("*.parquet")):
         name = manifest_path.stem
         if name in NOT_STRATEGIES or name.startswith("mels_"):
             continue
         manifest = read_manifest(manifest_path)
-        if manifest.extra.str.contains('"per_call": true', regex=False).any():
+        calls_run = bool(manifest.extra.str.contains('"per_call": true', regex=False).any())
+        if calls_run and not calls:
             if per_call is not None:
                 per_call.append(name)
             continue
         kinds = set(manifest.kind) - {""}
         if kinds and kinds <= NOT_RANKED_KINDS:
             continue
-        found.append(load(paths, name, manifest, names))
+        representation = load(paths, name, manifest, names)
+        representation.per_call = calls_run
+        found.append(representation)
     return found
 
 
@@ -100,7 +108,7 @@ def load(paths: ProjectPaths, name: str, manifest, names: list[str]) -> Represen
                      f"config {kept_hash[:12]}; {len(others)} files of the others counted as failed (rerun the strategy)")
         failed |= set(others.file_name)
         ok = ok.drop(others.index)
-    output_paths, fps, seconds = {}, {}, {}
+    output_paths, fps, seconds, sequences = {}, {}, {}, {}
     for row in ok.to_dict(orient="records"):
         path = Path(row["output_path"])
         path = path if path.is_absolute() else paths.derived / path
@@ -110,6 +118,9 @@ def load(paths: ProjectPaths, name: str, manifest, names: list[str]) -> Represen
         output_paths[row["file_name"]] = path
         fps[row["file_name"]] = row["frames_per_second"]
         seconds[row["file_name"]] = row["seconds"]
+        sequence_fps = json.loads(row.get("extra") or "{}").get("sequence_frames_per_second")
+        if "sequence" in json.loads(row.get("extras") or "[]") and sequence_fps:
+            sequences[row["file_name"]] = (path.with_name(path.name[: -len(".npy")] + ".sequence.npy"), float(sequence_fps))
     first = ok.iloc[0].to_dict() if len(ok) else {}
     extra = json.loads(first.get("extra") or "{}")
     kind = first.get("kind") or ""
@@ -129,4 +140,4 @@ def load(paths: ProjectPaths, name: str, manifest, names: list[str]) -> Represen
     }
     missing = sorted(wanted - set(manifest.file_name))
     return Representation(name, kind, output_paths, int(codebook_size) if codebook_size else None, fps, seconds,
-                          provenance, sorted(failed), missing, notes)
+                          provenance, sorted(failed), missing, notes, sequences=sequences)
