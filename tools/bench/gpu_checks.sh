@@ -10,7 +10,9 @@
 #   6. vqvae_gpu: VQ-VAE training crops/s at the GPU defaults vs the naive recipe, with usage (issue 16);
 #   7. ray_scaling: mels on Ray with 1 and 8 CPUs (issue 15: >= 5x);
 #   8. ray_gpu: one GPU actor fed by Ray tasks vs the bare bf16 forward (issue 15: >= 50%);
-#   9. vqvae_long: usage at 160k crops seen, GPU defaults (issue 16).
+#   9. vqvae_long: usage at 160k crops seen, GPU defaults (issue 16);
+#  10. hubert_tokens: bat-hubert tokens vs random weights vs MFCC + k-means, default epochs, and GPU pretraining
+#      throughput (issue 14).
 # Each part has its own time limit and log; a part that fails does not stop the others.
 #   tools/bench/gpu_checks.sh OUT_DIR [WHEEL_DIR] [PARTS]
 # PARTS: comma-separated names of the parts to run (default: all of them).
@@ -55,4 +57,5 @@ part per_call 200 python3 tools/bench/per_call.py --device cuda --size base --wo
 part vqvae_gpu 240 python3 tools/bench/vqvae_gpu.py --crops 40000 --device cuda
 part ray_scaling 200 python3 tools/bench/ray_engine.py --mode scaling --files 600 --cpus-list 1,8
 part ray_gpu 240 python3 tools/bench/ray_engine.py --mode gpu --files 300
-part vqvae_long 240 python3 tools/bench/vqvae_gpu.py --crops 160000 --device cuda
+part vqvae_long 150 python3 tools/bench/vqvae_gpu.py --crops 160000 --device cuda --device-row-only
+part hubert_tokens 300 python3 tools/bench/hubert_tokens.py
