@@ -77,6 +77,7 @@ def _train(args: argparse.Namespace) -> int:
         )
         model_config = VQVAEConfig(n_mels=args.n_mels, codes=args.codes, code_dim=args.code_dim, hidden=args.hidden,
                                    cosine=args.cosine, quantizer=args.quantizer, fsq_levels=args.fsq_levels,
+                                   rvq_depth=args.rvq_depth,
                                    code_layout=args.code_layout)
         mel_config = MelConfig(n_mels=args.n_mels, time_expansion=time_expansion_from_args(args))
     except ValueError as error:
@@ -154,7 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--quantizer", choices=QUANTIZERS, default=model_defaults.quantizer,
                               help="ema: a learnt codebook (k-means start, EMA updates, dead codes restarted; "
                                    "--codes sets its size); fsq: finite scalar quantisation, no codebook to collapse "
-                                   f"(--fsq-levels sets its size) (default: {model_defaults.quantizer})")
+                                   "(--fsq-levels sets its size); rvq: residual VQ, --rvq-depth such codebooks of "
+                                   f"--codes each, one index per level (default: {model_defaults.quantizer})")
+    train_parser.add_argument("--rvq-depth", type=positive_int, default=model_defaults.rvq_depth,
+                              help="rvq: codebooks (levels); saved codes get a trailing axis of this many indices "
+                                   f"(default: {model_defaults.rvq_depth})")
     train_parser.add_argument("--fsq-levels", type=fsq_levels, default=model_defaults.fsq_levels, metavar="L1,L2,..",
                               help="fsq: values per dimension; codes = their product (default: "
                                    f"{','.join(map(str, model_defaults.fsq_levels))} = "
