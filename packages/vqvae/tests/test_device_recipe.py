@@ -7,7 +7,7 @@ import bat_core.device
 import bat_vqvae.training
 from bat_vqvae.cli import main
 from bat_vqvae.config import TrainConfig
-from bat_vqvae.device_recipe import CPU_RECIPE, GPU_RECIPE, learning_rate, recipe_for
+from bat_vqvae.device_recipe import CPU_RECIPE, GPU_RECIPE, learning_rate, recipe_for, steps_for_crops
 from bat_vqvae.training import bf16_supported
 
 
@@ -49,3 +49,22 @@ def test_the_cli_picks_the_recipe_of_the_device_it_trains_on(demo_root, monkeypa
     with pytest.raises(SystemExit):
         main(["train", "--root", str(demo_root), "-q", "--batch-size", "32", "--lr", "0.002"])
     assert (asked["train"].batch_size, asked["train"].lr) == (32, 0.002), "explicit options win"
+
+
+@pytest.mark.parametrize(("device", "steps"), [("cpu", 1000), ("cuda", 32)])
+def test_crops_set_the_steps_from_the_device_s_batch(demo_root, monkeypatch, device, steps):
+    """``--crops 8000``: 1000 steps of 8 on a CPU, 32 steps of 256 (8192 crops: rounded up) on a GPU."""
+    asked = {}
+
+    def fake_train(dataset, model_dir, model_config, train_config, mel_config, **kwargs):
+        asked["train"] = train_config
+        raise SystemExit(0)
+
+    monkeypatch.setattr(bat_core.device, "resolve_device", lambda name="auto": torch.device(device))
+    monkeypatch.setattr(bat_vqvae.training, "train", fake_train)
+    with pytest.raises(SystemExit):
+        main(["train", "--root", str(demo_root), "-q", "--crops", "8000"])
+    assert asked["train"].steps == steps and steps_for_crops(8000, asked["train"].batch_size) == steps
+    with pytest.raises(SystemExit) as refused:
+        main(["train", "--root", str(demo_root), "-q", "--crops", "8000", "--steps", "5"])
+    assert refused.value.code == 2, "--crops and --steps are one choice"

@@ -10,6 +10,7 @@ from bat_vqvae.mel_windows import window_frames
 from bat_vqvae.model import VQVAE
 from bat_vqvae.normalizer import MelNormalizer, MelStatistics
 from bat_vqvae.quantizer import EMAVectorQuantizer, kmeans_codebook
+from bat_vqvae.rvq import ResidualVectorQuantizer
 from bat_vqvae.training import masked_mse
 
 CONFIG = VQVAEConfig(n_mels=30, hidden=8, codes=16, code_dim=4)
@@ -35,15 +36,16 @@ def test_deeper_and_cosine_configs():
 
 
 @pytest.mark.parametrize("layout", ["grid", "time"])
-@pytest.mark.parametrize("quantizer", ["ema", "fsq"])
+@pytest.mark.parametrize("quantizer", ["ema", "fsq", "rvq"])
 def test_each_quantizer_and_code_layout_round_trips_codes(quantizer, layout):
     config = VQVAEConfig(n_mels=30, hidden=8, code_dim=4, quantizer=quantizer, fsq_levels=(4, 3, 5),
-                         code_layout=layout, codes=16)
+                         code_layout=layout, codes=16, rvq_depth=3)
     assert config.codes == (60 if quantizer == "fsq" else 16)
     model = VQVAE(config).eval()  # no EMA update between the two passes
     mels = torch.randn(2, 30, 37)
     out = model(mels)
-    expected = (2, 10, 8) if layout == "grid" else (2, 10)
+    expected = ((2, 10, 8) if layout == "grid" else (2, 10)) + ((3,) if quantizer == "rvq" else ())
+    assert expected[1:] == (10, *config.code_tail)
     assert out["reconstruction"].shape == mels.shape and out["codes"].shape == expected
     codes = model.encode(mels)
     assert codes.shape == expected and codes.min() >= 0 and codes.max() < config.codes
@@ -186,6 +188,34 @@ def test_codes_on_a_tiny_share_of_a_large_batch_are_restarted_over_long_training
                             minlength=16).double()
     shares = counts / counts.sum()
     assert torch.exp(-(shares[shares > 0] * shares[shares > 0].log()).sum()) > 12
+
+
+def test_each_rvq_level_quantises_what_the_levels_before_left():
+    torch.manual_seed(0)
+    data = torch.randn(4000, 4) * 3
+    errors = []
+    for depth in (1, 2, 4):
+        quantizer = ResidualVectorQuantizer(codes=8, dim=4, depth=depth)
+        quantizer.initialise(data, iters=10, seed=0, vectors_per_batch=4000)
+        indices = quantizer.nearest(data)
+        assert indices.shape == (4000, depth)
+        assert all(len(indices[:, level].unique()) == 8 for level in range(depth)), "every level's codes in use"
+        errors.append(float((quantizer.lookup(indices) - data).pow(2).mean()))
+    assert errors[0] > errors[1] > errors[2], f"more levels leave less: {errors}"
+
+
+def test_a_dead_rvq_code_is_restarted_on_its_level_s_residuals():
+    torch.manual_seed(0)
+    quantizer = ResidualVectorQuantizer(codes=8, dim=2, depth=2, decay=0.5, dead_code_share=0.5)
+    data = torch.randn(256, 2)
+    quantizer.initialise(data, iters=5, seed=0, vectors_per_batch=256)
+    second = quantizer.levels[1]
+    second.embed[3] = 100.0  # a level-2 code far from every residual
+    second.embed_sum[3] = second.embed[3] * second.cluster_size[3]
+    quantizer.train()
+    for _ in range(5):
+        quantizer(data)
+    assert second.embed[3].abs().max() < 10, "moved onto a residual"
 
 
 def test_uniform_init_collapses_kmeans_init_does_not():

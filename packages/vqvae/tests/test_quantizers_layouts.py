@@ -24,6 +24,9 @@ VARIANTS = {
     "fsq-grid": VQVAEConfig(n_mels=32, hidden=16, code_dim=8, quantizer="fsq", fsq_levels=(4, 4, 3)),
     "ema-time": VQVAEConfig(n_mels=32, hidden=16, codes=16, code_dim=8, code_layout="time"),
     "fsq-time": VQVAEConfig(n_mels=32, hidden=16, code_dim=8, quantizer="fsq", fsq_levels=(5, 3), code_layout="time"),
+    "rvq-grid": VQVAEConfig(n_mels=32, hidden=16, codes=16, code_dim=8, quantizer="rvq", rvq_depth=3),
+    "rvq-time": VQVAEConfig(n_mels=32, hidden=16, codes=16, code_dim=8, quantizer="rvq", rvq_depth=2,
+                            code_layout="time"),
 }
 
 
@@ -58,7 +61,8 @@ def test_each_variant_saves_loads_and_resumes_bit_exactly(project, tmp_path, var
     assert tokenizer.config == config
     mel = np.load(project / "derived" / TINY_MEL.representation / f"{Dataset.from_root(project)[0].stem}.npy")
     codes = tokenizer.encode(mel)
-    expected = (-(-mel.shape[1] // 4),) if config.code_layout == "time" else (-(-mel.shape[1] // 4), 8)
+    expected = ((-(-mel.shape[1] // 4),) if config.code_layout == "time" else (-(-mel.shape[1] // 4), 8))
+    expected += (config.rvq_depth,) if config.quantizer == "rvq" else ()
     assert codes.shape == expected and codes.dtype == np.int16 and codes.max() < config.codes
     assert tokenizer.decode(codes, n_frames=mel.shape[1]).shape == mel.shape
 
@@ -82,6 +86,28 @@ def test_time_layout_codes_map_to_original_seconds_and_the_manifest_says_so(proj
         assert len(codes) / row["frames_per_second"] == pytest.approx(row["seconds"], abs=1 / row["frames_per_second"])
         mel = np.load(project / "derived" / TINY_MEL.representation / f"{item.stem}.npy")
         np.testing.assert_array_equal(codes, tokenizer.encode(mel))
+
+
+@pytest.mark.parametrize("variant", ["rvq-grid", "rvq-time"])
+def test_rvq_codes_carry_a_depth_axis_and_the_manifest_states_it(project, tmp_path, variant):
+    config = VARIANTS[variant]
+    model_dir = tmp_path / variant
+    tiny_train(project, model_dir, config)
+    tokenizer = VQVAETokenizer.from_pretrained(model_dir)
+    dataset = Dataset.from_root(project, tmp_path / "derived")
+    summary = encode_dataset(dataset, tokenizer, variant, options=INLINE)
+    assert (summary.done, summary.failed) == (6, 0)
+    manifest = read_manifest(dataset.paths.manifest_path("vqvae")).set_index("file_name")
+    axes = "(T', F', depth)" if config.code_layout == "grid" else "(T', depth)"
+    for item in dataset:
+        row = manifest.loc[item.file_name]
+        codes = np.load(dataset.paths.derived / row["output_path"])
+        assert json.loads(row["shape"]) == list(codes.shape) and codes.shape[-1] == config.rvq_depth
+        assert json.loads(row["extra"])["code_axes"] == axes and json.loads(row["extra"])["rvq_depth"] == config.rvq_depth
+        mel = np.load(project / "derived" / TINY_MEL.representation / f"{item.stem}.npy")
+        np.testing.assert_array_equal(codes, tokenizer.encode(mel))
+    held = json.loads((model_dir / "config.json").read_text())["holdout"]
+    assert 0 < held["usage"] <= 1  # over all depth x codes entries
 
 
 def test_a_time_layout_reconstruction_draws_one_row_of_codes(tmp_path):

@@ -22,6 +22,7 @@ from bat_vqvae.config import VQVAEConfig
 from bat_vqvae.guard import require_finite_weights
 from bat_vqvae.model import VQVAE
 from bat_vqvae.normalizer import MelNormalizer
+from bat_vqvae.quantizer import restore_flags
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -108,8 +109,7 @@ class VQVAETokenizer:
         model = VQVAE(VQVAEConfig.from_dict(config["model"]))
         tensors = load_file(str(directory / WEIGHTS_FILE))
         state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-        if "quantizer.initted" in state:  # safetensors holds no bool: saved as a float
-            state["quantizer.initted"] = state["quantizer.initted"].bool()
+        state = restore_flags(state)
         model.load_state_dict(state)
         normalizer = MelNormalizer(tensors["normalizer.mean"].numpy(), tensors["normalizer.std"].numpy())
         metadata = {k: v for k, v in config.items() if k not in ("format", "package_version", "model", "mel")}

@@ -23,6 +23,7 @@ from bat_vqvae.config import TrainConfig, VQVAEConfig
 from bat_vqvae.guard import require_finite_weights
 from bat_vqvae.model import VQVAE
 from bat_vqvae.normalizer import MelNormalizer
+from bat_vqvae.quantizer import restore_flags
 
 STATE_FILE = "state.json"
 TENSORS_FILE = "checkpoint.safetensors"
@@ -112,8 +113,7 @@ def load_checkpoint(directory: Path, model: VQVAE, optimizer: torch.optim.Optimi
     state = read_state(directory)
     tensors = load_file(str(directory / TENSORS_FILE), device=str(device))
     model_state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-    if "quantizer.initted" in model_state:  # safetensors holds no bool: saved as a float
-        model_state["quantizer.initted"] = model_state["quantizer.initted"].bool()
+    model_state = restore_flags(model_state)
     model.load_state_dict(model_state)
     optimizer_state: dict = {"state": {}, "param_groups": state["param_groups"]}
     for key, value in tensors.items():

@@ -64,19 +64,22 @@ def _tokenizer(args: argparse.Namespace):
 def _train(args: argparse.Namespace) -> int:
     from bat_core.device import resolve_device
     from bat_core.mels import MelConfig
-    from bat_vqvae.device_recipe import recipe_for
+    from bat_vqvae.device_recipe import recipe_for, steps_for_crops
     from bat_vqvae.training import train
 
     recipe = recipe_for(resolve_device(args.device).type)
+    batch_size = args.batch_size or recipe.batch_size
+    steps = args.steps if args.crops is None else steps_for_crops(args.crops, batch_size)
     try:
         train_config = TrainConfig(
-            steps=args.steps, batch_size=args.batch_size or recipe.batch_size, lr=args.lr or recipe.lr,
+            steps=steps, batch_size=batch_size, lr=args.lr or recipe.lr,
             warmup_steps=recipe.warmup_steps, crop_frames=args.crop_frames, seed=args.seed,
-            checkpoint_every=args.checkpoint_every, log_every=min(TrainConfig().log_every, args.steps),
+            checkpoint_every=args.checkpoint_every, log_every=min(TrainConfig().log_every, steps),
             holdout_fraction=args.holdout_fraction,
         )
         model_config = VQVAEConfig(n_mels=args.n_mels, codes=args.codes, code_dim=args.code_dim, hidden=args.hidden,
                                    cosine=args.cosine, quantizer=args.quantizer, fsq_levels=args.fsq_levels,
+                                   rvq_depth=args.rvq_depth,
                                    code_layout=args.code_layout)
         mel_config = MelConfig(n_mels=args.n_mels, time_expansion=time_expansion_from_args(args))
     except ValueError as error:
@@ -137,8 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    f"{GPU_RECIPE.batch_size} on a CUDA GPU with a {GPU_RECIPE.warmup_steps}-step "
                                    "learning-rate warm-up)")
     train_parser.add_argument("--model", default=None, help=model_help)
-    train_parser.add_argument("--steps", type=positive_int, default=defaults.steps,
-                              help=f"optimiser steps (default: {defaults.steps})")
+    length = train_parser.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=positive_int, default=defaults.steps,
+                        help=f"optimiser steps (default: {defaults.steps})")
+    length.add_argument("--crops", type=positive_int, default=None,
+                        help="train until this many crops are seen (steps = crops / batch size, rounded up): the same "
+                             "length on any device's batch")
     train_parser.add_argument("--lr", type=positive_float, default=None,
                               help=f"Adam learning rate (default: by device: {CPU_RECIPE.lr} on CPU, {GPU_RECIPE.lr} on "
                                    "a CUDA GPU)")
@@ -154,7 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--quantizer", choices=QUANTIZERS, default=model_defaults.quantizer,
                               help="ema: a learnt codebook (k-means start, EMA updates, dead codes restarted; "
                                    "--codes sets its size); fsq: finite scalar quantisation, no codebook to collapse "
-                                   f"(--fsq-levels sets its size) (default: {model_defaults.quantizer})")
+                                   "(--fsq-levels sets its size); rvq: residual VQ, --rvq-depth such codebooks of "
+                                   f"--codes each, one index per level (default: {model_defaults.quantizer})")
+    train_parser.add_argument("--rvq-depth", type=positive_int, default=model_defaults.rvq_depth,
+                              help="rvq: codebooks (levels); saved codes get a trailing axis of this many indices "
+                                   f"(default: {model_defaults.rvq_depth})")
     train_parser.add_argument("--fsq-levels", type=fsq_levels, default=model_defaults.fsq_levels, metavar="L1,L2,..",
                               help="fsq: values per dimension; codes = their product (default: "
                                    f"{','.join(map(str, model_defaults.fsq_levels))} = "

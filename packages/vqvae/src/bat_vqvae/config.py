@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from math import ceil, prod
 
 KERNEL = 4  # every conv: kernel 4, stride 2, padding 1
-QUANTIZERS = ("ema", "fsq")  # EMA vector quantiser (k-means init, dead-code restart); finite scalar quantisation
+# EMA vector quantiser (k-means init, dead-code restart); finite scalar quantisation; residual VQ (``rvq_depth`` EMA
+# codebooks of ``codes`` each, on what the levels before left)
+QUANTIZERS = ("ema", "fsq", "rvq")
 CODE_LAYOUTS = ("grid", "time")  # codes (T', F'); one code per time step (T',), frequency folded into it
 
 
@@ -30,6 +32,7 @@ class VQVAEConfig:
     quantizer: str = "ema"  # one of QUANTIZERS
     fsq_levels: tuple[int, ...] = (8, 5, 5, 5)  # fsq: levels per dimension; codes = their product (set from them)
     code_layout: str = "grid"  # one of CODE_LAYOUTS
+    rvq_depth: int = 4  # rvq: codebooks (levels); a code is this many indices, each of ``codes`` values
 
     def __post_init__(self):
         object.__setattr__(self, "fsq_levels", tuple(int(level) for level in self.fsq_levels))  # JSON gives a list
@@ -43,7 +46,9 @@ class VQVAEConfig:
             if self.cosine:
                 raise ValueError("cosine codes are an option of the ema quantizer, not of fsq")
             object.__setattr__(self, "codes", prod(self.fsq_levels))
-        for name in ("n_mels", "hidden", "codes", "code_dim", "downsample_layers"):
+        if self.quantizer == "rvq" and self.cosine:
+            raise ValueError("cosine codes are an option of the ema quantizer, not of rvq (residuals are not unit vectors)")
+        for name in ("n_mels", "hidden", "codes", "code_dim", "downsample_layers", "rvq_depth"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.dead_code_share < 1:
@@ -67,15 +72,42 @@ class VQVAEConfig:
         return ceil(self.n_mels / self.stride)
 
     @property
+    def depth(self) -> int:
+        """Indices per code: ``rvq_depth`` for residual VQ (a trailing axis of the saved codes), 1 otherwise."""
+        return self.rvq_depth if self.quantizer == "rvq" else 1
+
+    @property
+    def learns_codebook(self) -> bool:
+        """Whether the quantiser has codebooks to start by k-means (ema, rvq; fsq has none)."""
+        return self.quantizer in ("ema", "rvq")
+
+    @property
+    def code_tail(self) -> tuple[int, ...]:
+        """The saved codes' axes after T': (F',) in the grid layout, () in the time layout, then (depth,) for rvq."""
+        tail = (self.frequency_codes,) if self.code_layout == "grid" else ()
+        return (*tail, self.rvq_depth) if self.quantizer == "rvq" else tail
+
+    @property
     def code_axes(self) -> str:
         """The saved shape of a file's codes, as the manifest states it."""
-        return "(T', F')" if self.code_layout == "grid" else "(T',)"
+        axes = ["T'", "F'"] if self.code_layout == "grid" else ["T'"]
+        if self.quantizer == "rvq":
+            axes.append("depth")
+        return f"({', '.join(axes)})" if len(axes) > 1 else f"({axes[0]},)"
+
+    @property
+    def codebook_entries(self) -> int:
+        """Code vectors in all codebooks: what usage and perplexity count over (rvq: level l's code k is entry
+        l * codes + k, so a level left unused counts as unused)."""
+        return self.codes * self.depth
 
     def manifest_extra(self) -> dict:
         """What each manifest row states about its codes: quantiser, layout and saved shape."""
         extra = {"quantizer": self.quantizer, "code_layout": self.code_layout, "code_axes": self.code_axes}
         if self.code_layout == "grid":
             extra["frequency_bins_per_code"] = self.stride
+        if self.quantizer == "rvq":
+            extra["rvq_depth"] = self.rvq_depth
         return extra
 
     @property

@@ -31,6 +31,12 @@ def recipe_for(device_type: str) -> DeviceRecipe:
     return GPU_RECIPE if device_type == "cuda" else CPU_RECIPE
 
 
+def steps_for_crops(crops: int, batch_size: int) -> int:
+    """Optimiser steps that show at least ``crops`` crops: training length in data seen, whatever the device's
+    batch (the GPU recipe's 256 or the CPU's 8), so runs on either compare."""
+    return max(1, -(-crops // batch_size))
+
+
 def learning_rate(base: float, warmup_steps: int, step: int) -> float:
     """Linear warm-up to ``base`` over ``warmup_steps``, then constant: a function of the step alone, so a resumed
     run sets the same rate as an uninterrupted one without a scheduler's state in the checkpoint."""

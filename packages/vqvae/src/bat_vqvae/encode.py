@@ -72,8 +72,7 @@ def encode_dataset(
     if calls is not None:
         shortest = (config.receptive_field - 1) * mel_config.hop_length + mel_config.n_fft  # model-rate samples
         prepare, assembler = per_call(prepare, codes, calls, min_samples=shortest,
-                                      empty=np.zeros((0, mel_config.n_mels // config.stride)[:2 if config.code_layout == "grid" else 1],
-                                                     dtype=np.int16))
+                                      empty=np.zeros((0, *config.code_tail), dtype=np.int16))
     summary = run_to_store(dataset, store, prepare, assembler, CodeEncoder(tokenizer),
                            options=replace(options, description=options.description or "encode"), overwrite=overwrite)
     if calls is not None:

@@ -18,8 +18,10 @@ from bat_core.dataset import DatasetItem
 from bat_core.metrics import perplexity, usage
 from bat_core.runner import FileInfo, Piece, RunOptions, run
 from bat_vqvae.artefact import VQVAETokenizer
+from bat_vqvae.config import VQVAEConfig
 from bat_vqvae.encoder import batch_limits, deferred, stacked
 from bat_vqvae.mel_windows import window_prepare
+from bat_vqvae.model import codebook_entries
 
 
 @dataclass
@@ -69,8 +71,9 @@ class ScoreEncoder:
 class _Totals:
     """Runner sink: a file's window scores count only once the whole file went through."""
 
-    def __init__(self, codebook_size: int):
-        self.counts = np.zeros(codebook_size, dtype=np.int64)
+    def __init__(self, config: VQVAEConfig):
+        self.config = config
+        self.counts = np.zeros(config.codebook_entries, dtype=np.int64)
         self.squared_error, self.values = 0.0, 0
         self.pending: dict[str, tuple[np.ndarray, float, int]] = {}
         self.files: list[str] = []
@@ -78,7 +81,7 @@ class _Totals:
 
     def add(self, item: DatasetItem, piece: Piece, output: WindowScore) -> None:
         counts, error, values = self.pending.get(item.file_name, (np.zeros_like(self.counts), 0.0, 0))
-        counts += np.bincount(output.codes.ravel().astype(np.int64), minlength=len(counts))
+        counts += np.bincount(codebook_entries(output.codes, self.config).ravel(), minlength=len(counts))
         self.pending[item.file_name] = (counts, error + output.squared_error, values + output.values)
 
     def done(self, item: DatasetItem, info: FileInfo) -> None:
@@ -99,7 +102,7 @@ def score_holdout(tokenizer: VQVAETokenizer, items: Sequence[DatasetItem],
     if not items:
         return HoldoutScores(None, None, None)
     config = tokenizer.config
-    totals = _Totals(config.codes)
+    totals = _Totals(config)
     prepare = window_prepare(tokenizer.mel_config, tokenizer.normalizer, config.stride, config.receptive_field)
     run(list(items), prepare, totals, ScoreEncoder(tokenizer),
         replace(options, description=options.description or "hold-out"))

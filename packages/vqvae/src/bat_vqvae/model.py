@@ -3,10 +3,12 @@
 Code layouts: ``grid`` quantises each (time, frequency) cell of the encoder output, codes
 (B, T', F'); ``time`` folds the F' cells of each time step into one vector (a linear map, and
 its inverse before the decoder), codes (B, T'): a 1-D token stream a sequence model reads.
+Residual VQ adds a trailing axis of ``rvq_depth`` indices to either.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,6 +16,7 @@ from torch import nn
 from bat_vqvae.config import VQVAEConfig
 from bat_vqvae.fsq import FiniteScalarQuantizer
 from bat_vqvae.quantizer import EMAVectorQuantizer
+from bat_vqvae.rvq import ResidualVectorQuantizer
 
 
 def _encoder(config: VQVAEConfig) -> nn.Sequential:
@@ -44,13 +47,25 @@ def _decoder(config: VQVAEConfig) -> nn.Sequential:
 def _quantizer(config: VQVAEConfig) -> nn.Module:
     if config.quantizer == "fsq":
         return FiniteScalarQuantizer(config.fsq_levels, config.code_dim)
+    if config.quantizer == "rvq":
+        return ResidualVectorQuantizer(config.codes, config.code_dim, config.rvq_depth, decay=config.decay,
+                                       commitment=config.commitment, dead_code_share=config.dead_code_share)
     return EMAVectorQuantizer(config.codes, config.code_dim, decay=config.decay, commitment=config.commitment,
                               dead_code_share=config.dead_code_share, cosine=config.cosine)
 
 
+def codebook_entries(codes: np.ndarray, config: VQVAEConfig) -> np.ndarray:
+    """Codes as entries of all codebooks, for usage and perplexity (``VQVAEConfig.codebook_entries``): rvq level
+    l's code k is l * codes + k; other quantisers' codes are their own entries."""
+    codes = np.asarray(codes, dtype=np.int64)
+    if config.quantizer != "rvq":
+        return codes
+    return codes + config.codes * np.arange(config.rvq_depth)
+
+
 class VQVAE(nn.Module):
     """Input: normalised log-mel batches (B, n_mels, T). Codes: (B, T', F') in the grid layout, (B, T') in the
-    time layout."""
+    time layout, with a trailing (depth,) axis for residual VQ."""
 
     def __init__(self, config: VQVAEConfig):
         super().__init__()
@@ -102,17 +117,24 @@ class VQVAE(nn.Module):
         rows, shape = self._rows(self.encode_vectors(mels))
         quantised, indices, commitment = self.quantizer(rows)
         reconstruction = self.decoder(self._latents(quantised, shape)).squeeze(1)[..., : mels.shape[-2], : mels.shape[-1]]
-        return {"reconstruction": reconstruction, "codes": indices.reshape(shape), "commitment": commitment}
+        return {"reconstruction": reconstruction, "codes": self._shaped(indices, shape), "commitment": commitment}
+
+    def _shaped(self, indices: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        """Quantiser indices (N,) or (N, depth) -> codes of ``shape``, with rvq's trailing depth axis."""
+        return indices.reshape(*shape, self.config.rvq_depth) if self.config.quantizer == "rvq" else indices.reshape(shape)
 
     @torch.no_grad()
     def encode(self, mels: torch.Tensor) -> torch.Tensor:
         """Codes (B, T', F') or (B, T') for normalised mels (B, n_mels, T)."""
         rows, shape = self._rows(self.encode_vectors(mels))
-        return self.quantizer.nearest(rows).reshape(shape)
+        return self._shaped(self.quantizer.nearest(rows), shape)
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor, n_mels: int | None = None, n_frames: int | None = None) -> torch.Tensor:
         """Normalised mels (B, n_mels, T) from codes; crop to the original size if given."""
-        quantised = self.quantizer.lookup(codes.reshape(-1))
-        out = self.decoder(self._latents(quantised, tuple(codes.shape))).squeeze(1)
+        if self.config.quantizer == "rvq":
+            quantised, shape = self.quantizer.lookup(codes.reshape(-1, self.config.rvq_depth)), tuple(codes.shape[:-1])
+        else:
+            quantised, shape = self.quantizer.lookup(codes.reshape(-1)), tuple(codes.shape)
+        out = self.decoder(self._latents(quantised, shape)).squeeze(1)
         return out[..., : n_mels or out.shape[-2], : n_frames or out.shape[-1]]

@@ -46,6 +46,12 @@ def kmeans_codebook(vectors: torch.Tensor, codes: int, iters: int, seed: int, co
     return F.normalize(centroids, dim=-1) if cosine else centroids
 
 
+def restore_flags(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each quantiser's ``initted`` flag back to a bool (safetensors holds no bool: it is saved as a float), for the
+    single codebook (``quantizer.initted``) and rvq's levels (``quantizer.levels.N.initted``) alike."""
+    return {name: tensor.bool() if name.endswith("initted") else tensor for name, tensor in state.items()}
+
+
 class EMAVectorQuantizer(nn.Module):
     def __init__(self, codes: int, dim: int, decay: float = 0.99, commitment: float = 0.25,
                  dead_code_share: float = 1 / 16, cosine: bool = False, eps: float = 1e-5):

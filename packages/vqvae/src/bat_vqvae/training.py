@@ -49,7 +49,7 @@ from bat_vqvae.device_recipe import learning_rate
 from bat_vqvae.guard import LossGuard, NonFiniteLossError
 from bat_vqvae.holdout import score_holdout
 from bat_vqvae.mel_files import MelFile
-from bat_vqvae.model import VQVAE
+from bat_vqvae.model import VQVAE, codebook_entries
 from bat_vqvae.normalizer import MelNormalizer, MelStatistics
 from bat_vqvae.train_log import TrainLog
 
@@ -152,7 +152,7 @@ def train(
         remove_checkpoints(checkpoints)
         start_step = 0
         normalizer = fit_normalizer(train_files)
-        if model_config.quantizer == "ema":  # fsq has no codebook to place
+        if model_config.learns_codebook:  # fsq has no codebook to place
             initialise_codebook(model, train_files, train_names, normalizer, train_config, torch_device)
 
     started = time.perf_counter()
@@ -259,7 +259,8 @@ def _steps(model: VQVAE, optimizer: torch.optim.Optimizer, files: list[MelFile],
             if logging_now or saving_now:
                 guard.check()
             if logging_now:
-                counts = code_counts(out["codes"].cpu().numpy(), model.config.codes)
+                counts = code_counts(codebook_entries(out["codes"].cpu().numpy(), model.config),
+                                     model.config.codebook_entries)
                 train_log.append([done, done * config.batch_size, loss.item(), reconstruction.item(), out["commitment"].item(), usage(counts),
                                   perplexity(counts)])
             if saving_now:
