@@ -33,6 +33,7 @@ from call_windows import link_corpus, read_boxes, span, windows
 
 from bat_core.dataset import Dataset
 from bat_core.demo import write_demo_corpus
+from bat_core.device import resolve_device
 from bat_core.evaluate import evaluate_project
 from bat_core.evaluate.baselines import MFCC_CODES, mfcc_kmeans_tokens
 from bat_core.evaluate.features import SparseRows, file_features
@@ -53,7 +54,7 @@ K = 64  # as many codes as the MFCC + k-means baseline
 
 def encoders(dataset: Dataset, work: Path, settings: PretrainSettings) -> tuple[Path, Path, float]:
     """A pretrained and a random-weight folder for ``settings.seed``; the pretraining throughput."""
-    trained = pretrain(dataset, work / f"hubert_s{settings.seed}", settings, options=QUIET)
+    trained = pretrain(dataset, work / f"hubert_s{settings.seed}", settings, device=resolve_device("auto"), options=QUIET)
     epoch_seconds = sum(row.seconds for row in trained.rows)
     throughput = trained.training["model_audio_seconds"] * settings.epochs * settings.iterations / epoch_seconds
     accuracy = {int(i): a for i, a in trained.training["held_back_masked_accuracy"].items()}
@@ -183,6 +184,9 @@ def main() -> None:
 def torch_device() -> str:
     import torch
 
+    device = resolve_device("auto")
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
     return f"CPU ({torch.get_num_threads()} torch threads)"
 
 
