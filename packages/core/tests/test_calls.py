@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,22 +18,12 @@ from bat_core.calls import (
 )
 from bat_core.dataset import Dataset
 from bat_core.errors import AudioError, DatasetError
-from bat_core.runner import AppendOutputs, AudioPrepare, Piece, RunOptions, run_to_store
+from bat_core.runner import AppendOutputs, AudioPrepare, RunOptions, run_to_store
 from bat_core.store import RepresentationStore
-from bat_core.testing import write_project
+from bat_core.testing import SamplePieces, write_project
 
 RATE = 192_000
 
-
-@dataclass(frozen=True)
-class Blocks:
-    """A piece maker that hands the converted samples on as they come: the encoded span, sample for sample."""
-
-    piece_bytes: int = 1 << 16
-
-    def __call__(self, blocks: Iterator[np.ndarray]) -> Iterator[Piece]:
-        for block in blocks:
-            yield Piece(np.asarray(block, dtype=np.float32), length=len(block))
 
 
 def _ramp_project(root, seconds=(0.5, 0.3, 0.2)) -> Dataset:
@@ -55,7 +42,7 @@ def _boxes(path, rows) -> str:
 def _run(dataset: Dataset, selection, min_samples: int = 1, overwrite: bool = False):
     store = RepresentationStore(dataset.paths, "raw-calls", dataset.paths.derived / "raw-calls",
                                 {"calls": selection.settings()})
-    prepare, assembler = per_call(AudioPrepare(Blocks(), None), lambda output: AppendOutputs(output), selection,
+    prepare, assembler = per_call(AudioPrepare(SamplePieces(), None), lambda output: AppendOutputs(output), selection,
                                   min_samples=min_samples, empty=np.zeros(0, dtype=np.float32))
     summary = run_to_store(list(dataset), store, prepare, assembler, options=RunOptions(workers=0, show_progress=False),
                            overwrite=overwrite)

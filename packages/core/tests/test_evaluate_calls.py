@@ -4,8 +4,6 @@ by recording, never ranked on our own detector's labels nor on labels confounded
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -16,9 +14,9 @@ from bat_core.dataset import Dataset
 from bat_core.evaluate import evaluate_project
 from bat_core.evaluate.per_call import CallBoxes, call_arrays, frame_range
 from bat_core.evaluate.representations import discover
-from bat_core.runner import AppendOutputs, AudioPrepare, Piece, RunOptions, run_to_store
+from bat_core.runner import AppendOutputs, AudioPrepare, RunOptions, run_to_store
 from bat_core.store import RepresentationStore
-from bat_core.testing import require_shared_bats, write_project
+from bat_core.testing import SamplePieces, require_shared_bats, write_project
 
 QUIET = RunOptions(workers=0, show_progress=False)
 RATE = 192_000
@@ -56,16 +54,6 @@ def test_calls_are_cut_from_whole_file_outputs_by_time_in_every_code_layout(tmp_
     np.testing.assert_array_equal(cut["a.wav", 1], np.arange(200, 208).reshape(2, 4))  # time rows, every frequency row
 
 
-@dataclass(frozen=True)
-class Blocks:
-    """A piece maker handing on the converted samples: a call's output is the encoded span itself."""
-
-    piece_bytes: int = 1 << 16
-
-    def __call__(self, blocks: Iterator[np.ndarray]) -> Iterator[Piece]:
-        for block in blocks:
-            yield Piece(np.asarray(block, dtype=np.float32), length=len(block))
-
 
 def test_per_call_outputs_are_matched_to_the_boxes_by_times_and_probed_grouped_by_recording(tmp_path):
     """Ramps (sample i of n is i / n): a call's mean output says where in its file it lies. The evaluated table
@@ -82,7 +70,7 @@ def test_per_call_outputs_are_matched_to_the_boxes_by_times_and_probed_grouped_b
     boxes[["File Name", "start_time_s", "end_time_s"]].to_csv(tmp_path / "run.csv", index=False)
     selection = load_selection(tmp_path / "run.csv", 0.0)
     store = RepresentationStore(dataset.paths, "raw-calls", dataset.paths.derived / "raw-calls", {"calls": selection.settings()})
-    prepare, assembler = per_call(AudioPrepare(Blocks(), None), lambda output: AppendOutputs(output), selection,
+    prepare, assembler = per_call(AudioPrepare(SamplePieces(), None), lambda output: AppendOutputs(output), selection,
                                   min_samples=1, empty=np.zeros(0, dtype=np.float32))
     run_to_store(list(dataset), store, prepare, assembler, options=QUIET)
     write_calls_table(store)

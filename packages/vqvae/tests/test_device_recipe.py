@@ -31,9 +31,8 @@ def test_bf16_only_on_a_cuda_gpu_that_has_it(monkeypatch):
     assert bf16_supported(torch.device("cuda"))
 
 
-@pytest.mark.parametrize(("device", "batch", "lr", "warmup"), [("cpu", 8, 3e-4, 0), ("cuda", 256, 1e-3, 50)])
-def test_the_cli_picks_the_recipe_of_the_device_it_trains_on(demo_root, monkeypatch, device, batch, lr, warmup):
-    """The device is mocked: which recipe ``bat-vqvae train`` asks for, with no GPU needed."""
+def ask_train_on(device: str, monkeypatch) -> dict:
+    """``bat-vqvae train`` as if on ``device``: the TrainConfig it asks for lands in the returned dict."""
     asked = {}
 
     def fake_train(dataset, model_dir, model_config, train_config, mel_config, **kwargs):
@@ -42,6 +41,13 @@ def test_the_cli_picks_the_recipe_of_the_device_it_trains_on(demo_root, monkeypa
 
     monkeypatch.setattr(bat_core.device, "resolve_device", lambda name="auto": torch.device(device))
     monkeypatch.setattr(bat_vqvae.training, "train", fake_train)
+    return asked
+
+
+@pytest.mark.parametrize(("device", "batch", "lr", "warmup"), [("cpu", 8, 3e-4, 0), ("cuda", 256, 1e-3, 50)])
+def test_the_cli_picks_the_recipe_of_the_device_it_trains_on(demo_root, monkeypatch, device, batch, lr, warmup):
+    """The device is mocked: which recipe ``bat-vqvae train`` asks for, with no GPU needed."""
+    asked = ask_train_on(device, monkeypatch)
     with pytest.raises(SystemExit):
         main(["train", "--root", str(demo_root), "-q"])
     chosen = asked["train"]
@@ -54,14 +60,7 @@ def test_the_cli_picks_the_recipe_of_the_device_it_trains_on(demo_root, monkeypa
 @pytest.mark.parametrize(("device", "steps"), [("cpu", 1000), ("cuda", 32)])
 def test_crops_set_the_steps_from_the_device_s_batch(demo_root, monkeypatch, device, steps):
     """``--crops 8000``: 1000 steps of 8 on a CPU, 32 steps of 256 (8192 crops: rounded up) on a GPU."""
-    asked = {}
-
-    def fake_train(dataset, model_dir, model_config, train_config, mel_config, **kwargs):
-        asked["train"] = train_config
-        raise SystemExit(0)
-
-    monkeypatch.setattr(bat_core.device, "resolve_device", lambda name="auto": torch.device(device))
-    monkeypatch.setattr(bat_vqvae.training, "train", fake_train)
+    asked = ask_train_on(device, monkeypatch)
     with pytest.raises(SystemExit):
         main(["train", "--root", str(demo_root), "-q", "--crops", "8000"])
     assert asked["train"].steps == steps and steps_for_crops(8000, asked["train"].batch_size) == steps

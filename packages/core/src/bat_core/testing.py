@@ -10,12 +10,15 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from bat_core.demo import write_demo_corpus
+from bat_core.runner import Piece
 
 SHARED_BATS_ENV = "BAT_SHARED_BATS"
 
@@ -323,3 +326,15 @@ def check_per_call_outputs(root: str | Path, representation: str, boxes: str | P
     calls = {row.file_name: json.loads(row.extra)["calls"] for row in ok.itertuples()}
     assert calls == expected.groupby("File Name").size().reindex(list(calls), fill_value=0).to_dict()
     return table
+
+
+@dataclass(frozen=True)
+class SamplePieces:
+    """A piece maker that hands the converted samples on as they come: what a run encodes, sample for sample
+    (tests of per-call cutting and of evaluation slices compare it with the recording)."""
+
+    piece_bytes: int = 1 << 16
+
+    def __call__(self, blocks: Iterator[np.ndarray]) -> Iterator[Piece]:
+        for block in blocks:
+            yield Piece(np.asarray(block, dtype=np.float32), length=len(block))
