@@ -24,9 +24,11 @@ import os
 import pickle
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from bat_core.dataset import DatasetItem
 from bat_core.errors import BatError, MissingExtraError, OutputError
@@ -131,8 +133,8 @@ class _PrepareFile:
             messages.append(message)
             size += message.data.nbytes if isinstance(message, Piece) else 0
             if size > self.cap_bytes:
-                return {"index": row["index"], "item": row["item"], "inline": True, "messages": b""}
-        return {"index": row["index"], "item": row["item"], "inline": False,
+                return {"item": row["item"], "inline": True, "messages": b""}
+        return {"item": row["item"], "inline": False,
                 "messages": pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL)}
 
 
@@ -163,7 +165,7 @@ class _EncodeFiles:
         self.store, self.prepare, self.assembler, self.encoder = store, prepare, assembler, encoder
         self.store.join_run(f"ray-{uuid.uuid4().hex[:12]}")
 
-    def __call__(self, batch: dict) -> dict:
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         from bat_core.workers import _prepared
 
         items = [pickle.loads(blob) for blob in batch["item"]]
@@ -178,11 +180,8 @@ class _EncodeFiles:
 
         sink = _ResultSink(self.store, self.assembler)
         _Run(items, sink, self.encoder, RunOptions(workers=0, show_progress=False)).drive(messages())
-        stale_keys = list(self.store._summary.stale_keys)
-        return {"file_name": [r["file_name"] for r in sink.results], "status": [r["status"] for r in sink.results],
-                "reason": [r["reason"] for r in sink.results], "stale": [r["stale"] for r in sink.results],
-                "band_warning": [r["band_warning"] for r in sink.results],
-                "stale_keys": [",".join(stale_keys)] * len(sink.results)}
+        return pd.DataFrame(sink.results, columns=["file_name", "status", "reason", "stale", "band_warning"]).assign(
+            stale_keys=",".join(self.store._summary.stale_keys))
 
 
 def run_on_ray(todo: Sequence[DatasetItem], store, prepare: Prepare, assembler: Callable, encoder: Encoder | None,
@@ -204,7 +203,7 @@ def run_on_ray(todo: Sequence[DatasetItem], store, prepare: Prepare, assembler: 
     context.enable_progress_bars = False
     context.max_errored_blocks = -1  # a block that fails after Ray's retries is reported per file below, not fatal
     cap_bytes = options.max_memory_mb * 2**20 // 4  # 0: every file is decoded in the actor
-    rows = [{"index": index, "item": pickle.dumps(item)} for index, item in enumerate(todo)]
+    rows = [{"item": pickle.dumps(item)} for item in todo]
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * (os.cpu_count() or 1))))
     # without GPUs Ray fuses this map into the actors (equal CPU requests): each actor decodes its own files
     # on its own cores; with GPUs the decoding runs as separate CPU tasks feeding the GPU actors
@@ -271,7 +270,7 @@ def gather_on_ray(items: Sequence[DatasetItem], make_worker: Callable[[], Any], 
                 results.append(ray.get(actor.result.remote()))
             except ray.exceptions.RayActorError:
                 pass
-        done = {name for result in results for name in _Gathering.names(result)}
+        done = {name for _, ran in results for name in ran}
         lost = [item for item in items if item.file_name not in done]
     finally:
         bar.close()
@@ -293,11 +292,3 @@ class _Gathering:
 
     def result(self) -> tuple[Any, list[str]]:
         return self.worker.result(), self.ran
-
-    @staticmethod
-    def names(result: tuple[Any, list[str]]) -> list[str]:
-        return result[1]
-
-
-def with_ray(options: RunOptions, ray_options: RayOptions | None) -> RunOptions:
-    return replace(options, ray=ray_options)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,7 @@ class W2VKMeansTokenizer:
         (a row's priority depends only on its file and position: the same sample as one process makes)."""
         from bat_core.ray_engine import gather_on_ray
 
-        results, lost = gather_on_ray(items, _FitWorker.maker(self, max_fit_frames, seed), options)
+        results, lost = gather_on_ray(items, partial(_FitWorker, self, max_fit_frames, seed), options)
         sample, done = self.new_sample(max_fit_frames, seed), []
         failures = [(item.file_name, "the Ray worker sampling this file died") for item in lost]
         for (part, part_done, part_failures), _ in results:
@@ -216,10 +217,6 @@ class _FitWorker:
         self.tokenizer = tokenizer
         self.sample = tokenizer.new_sample(max_fit_frames, seed)
         self.sink = SampleSink(self.sample)
-
-    @classmethod
-    def maker(cls, tokenizer: W2VKMeansTokenizer, max_fit_frames: int, seed: int):
-        return lambda: cls(tokenizer, max_fit_frames, seed)
 
     def run(self, items: Sequence[DatasetItem], options: RunOptions = RunOptions(workers=0, show_progress=False)) -> None:
         encoder = SampledRows(self.tokenizer.encoder, self.sample, [item.file_name for item in items])
