@@ -225,6 +225,34 @@ def test_cli_engine_options(project, tmp_path):
     assert (read_manifest(Dataset.from_root(project, tmp_path / "d").paths.manifest_path("mels_48k")).status == "ok").all()
 
 
+def test_an_unreachable_ray_address_exits_2_in_seconds(project, tmp_path):
+    import socket
+
+    with socket.socket() as free:  # a port nothing listens on once closed
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "bat_core.cli", "mels", "--root", str(project), "--derived",
+                           str(tmp_path / "d"), "--engine", "ray", "--ray-address", f"127.0.0.1:{port}", "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert f"cannot reach the Ray cluster at --ray-address 127.0.0.1:{port}" in done.stderr
+    assert time.perf_counter() - started < 60  # ray.init alone retries for minutes
+    assert not (tmp_path / "d").exists() or not list((tmp_path / "d").rglob("*.npy"))
+
+
+def test_a_derived_folder_a_node_cannot_see_exits_2(project, tmp_path, monkeypatch, capsys):
+    """One node cannot be given another filesystem here: Ray's answer for every node is replaced by "not
+    seen", and the command must refuse before any file is encoded, leaving no probe behind."""
+    from bat_core.cli import main
+
+    monkeypatch.setattr(ray, "get", lambda refs, **kwargs: [False] * len(refs) if isinstance(refs, list) else False)
+    derived = tmp_path / "d"
+    assert main(["mels", "--root", str(project), "--derived", str(derived), "--engine", "ray", "-q"]) == 2
+    assert f"--derived {derived} is not visible (or not writable) on Ray node" in capsys.readouterr().err
+    assert not list(derived.rglob(".ray-visible-*")) and not list(derived.rglob("*.npy"))
+
+
 def test_w2v_run_on_ray_fits_on_the_workers_then_encodes(project, tmp_path):
     pytest.importorskip("bat_w2v_kmeans")
     from bat_w2v_kmeans.cli import main

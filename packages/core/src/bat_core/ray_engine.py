@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import socket
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -65,6 +66,8 @@ def ensure_ray(options: RayOptions) -> None:
     ray = require_ray()
     if ray.is_initialized():
         return
+    if options.address not in (None, "auto", "local"):
+        _check_reachable(options.address)
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
     if options.address is None:
         kwargs["num_cpus"] = os.cpu_count() or 1
@@ -72,6 +75,20 @@ def ensure_ray(options: RayOptions) -> None:
         ray.init(address=options.address, **kwargs)
     except ConnectionError as error:
         raise BatError(f"cannot connect to the Ray cluster at --ray-address {options.address}: {error}") from error
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """``ray.init`` retries a cluster that is not there for minutes, printing only its own retry lines; a
+    plain connection to the head's port says so in seconds (exit 2)."""
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise BatError(f"--ray-address {address}: expected HOST:PORT (the head's GCS port, 6379 by default), "
+                       "ray://HOST:PORT (Ray Client, 10001 by default) or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise BatError(f"cannot reach the Ray cluster at --ray-address {address} ({error}): is `ray start --head` "
+                       "running there, and is that its port?") from error
 
 
 def _actors(options: RayOptions) -> int:
