@@ -12,6 +12,7 @@ AST-base shapes, random weights) for the "< 2 GB on a 2-minute file" target.
 
     python tools/bench/memory.py --short 10 --long 600          # tiny encoders, 10 s vs 10 min
     python tools/bench/memory.py --short 10 --long 120 --base   # base-size encoders, 2-minute file
+    python tools/bench/memory.py --engine ray --only mels --only w2v   # the same under --engine ray
 """
 
 from __future__ import annotations
@@ -63,20 +64,21 @@ def models(work: Path, base: bool) -> dict[str, Path]:
     return made
 
 
-def commands(root: Path, made: dict[str, Path], workers: int) -> dict[str, list[list[str]]]:
+def commands(root: Path, made: dict[str, Path], workers: int, engine: str = "local") -> dict[str, list[list[str]]]:
     bin_dir = Path(sys.executable).parent
     common = ["--root", str(root), "-q", "--num-workers", str(workers)]
-    found = {"bat-core mels": [[str(bin_dir / "bat-core"), "mels", *common]]}
+    per_file = [*common, "--engine", engine]  # the commands --engine applies to (not training)
+    found = {"bat-core mels": [[str(bin_dir / "bat-core"), "mels", *per_file]]}
     if "w2v" in made:
-        found["bat-w2v-kmeans run"] = [[str(bin_dir / "bat-w2v-kmeans"), "run", *common, "--model", str(made["w2v"]),
-                                        "--k", "16", "--max-fit-frames", "5000"]]
+        found["bat-w2v-kmeans run"] = [[str(bin_dir / "bat-w2v-kmeans"), "run", *per_file, "--model",
+                                        str(made["w2v"]), "--k", "16", "--max-fit-frames", "5000"]]
     if "ast" in made:
-        found["bat-ast-embed embed"] = [[str(bin_dir / "bat-ast-embed"), "embed", *common, "--model", str(made["ast"])]]
+        found["bat-ast-embed embed"] = [[str(bin_dir / "bat-ast-embed"), "embed", *per_file, "--model", str(made["ast"])]]
     if importlib.util.find_spec("bat_vqvae"):
         vq = str(bin_dir / "bat-vqvae")
         found["bat-vqvae train"] = [[vq, "train", *common, "--steps", "30", "--batch-size", "4", "--hidden", "16",
-                                     "--codes", "32", "--code-dim", "8", "--holdout-fraction", "0"]]
-        found["bat-vqvae encode"] = [[vq, "encode", *common]]
+                                     "--codes", "32", "--code-dim", "8", "--holdout-fraction", "0"]]  # local either way
+        found["bat-vqvae encode"] = [[vq, "encode", *per_file]]
     return found
 
 
@@ -87,6 +89,9 @@ def main() -> None:
     parser.add_argument("--base", action="store_true", help="base-size encoders instead of tiny ones")
     parser.add_argument("--workers", type=int, default=2, help="decoding processes (default: 2)")
     parser.add_argument("--three", action="store_true", help="also run three long recordings at once")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="--engine of the per-file commands (ray: each command starts its own local Ray, whose "
+                             "processes are in the measured tree; training stays local)")
     parser.add_argument("--only", action="append", default=[], help="run only commands whose name contains this")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bat-memory-"))
@@ -99,15 +104,15 @@ def main() -> None:
             cases["3 x long"] = (args.long, 3)
         roots = {case: project(work / case.replace(" ", ""), seconds, files) for case, (seconds, files) in cases.items()}
         print(f"# peak RSS of the process tree (MB); recordings at 384 kHz; short {args.short:g} s, long "
-              f"{args.long:g} s; {'base-size' if args.base else 'tiny'} encoders; {args.workers} decoding workers")
+              f"{args.long:g} s; {'base-size' if args.base else 'tiny'} encoders; {args.workers} decoding workers; --engine {args.engine}")
         print(f"{'command':22s} " + " ".join(f"{case:>10s}" for case in cases) + "   long/short"
               + ("   3long/3short" if args.three else "") + "   seconds(long)")
-        for name in commands(roots["short"], made, args.workers):
+        for name in commands(roots["short"], made, args.workers, args.engine):
             if args.only and not any(part in name for part in args.only):
                 continue
             peaks, seconds = {}, {}
             for case, root in roots.items():
-                for argv in commands(root, made, args.workers)[name]:
+                for argv in commands(root, made, args.workers, args.engine)[name]:
                     result = measure(argv, env)
                     if result.returncode not in (0, 1):
                         print(f"{name} on {case} exited {result.returncode}:\n{result.output[-2000:]}")

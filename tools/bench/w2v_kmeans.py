@@ -162,7 +162,8 @@ def package(root: Path, model_dir: Path, expansion: float, out: Path, workers: i
             "device_name": torch.cuda.get_device_name(encoder.device) if encoder.device.type == "cuda" else "cpu"}
 
 
-def bare_forward(root: Path, model_dir: Path, expansion: float, frames_path: Path, device: str = "cpu") -> dict:
+def bare_forward(root: Path, model_dir: Path, expansion: float, frames_path: Path | None, device: str = "cpu",
+                 flush_every: int | None = None) -> dict:
     """The bound: the model forward alone over the package's own windows in the package's own batches.
 
     Windows come from the package's prepare (decoded inline, beforehand), batches from the runner's
@@ -170,7 +171,8 @@ def bare_forward(root: Path, model_dir: Path, expansion: float, frames_path: Pat
     beforehand (``SpeechEncoder.model_inputs``, as `run` builds them); after one warm-up batch only the
     forwards are timed (synchronised on CUDA), in the encoder's default precision (bf16 on a GPU). Each
     window's own frames are then saved to ``frames_path`` (every frame of the corpus, to score both
-    codebooks on the same data), outside the clock."""
+    codebooks on the same data), outside the clock (``frames_path`` None: not saved). ``flush_every=N``: the
+    batcher is flushed after every N files, as one call of a ``--engine ray`` actor does (its batches)."""
     import torch
 
     from bat_core.batching import LengthBatcher
@@ -192,6 +194,8 @@ def bare_forward(root: Path, model_dir: Path, expansion: float, frames_path: Pat
                     batches.extend(batcher.add(message))
         except Exception:  # the runner fails such a file and drops its pieces: so does the bound
             batcher.drop(index)
+        if flush_every and (index + 1) % flush_every == 0:
+            batches.extend(batcher.flush())
     batches.extend(batcher.flush())
     inputs = [encoder.model_inputs(batch) for batch in batches]
     synchronize = torch.cuda.synchronize if encoder.device.type == "cuda" else (lambda: None)
@@ -204,10 +208,12 @@ def bare_forward(root: Path, model_dir: Path, expansion: float, frames_path: Pat
             encoder.model(values, **kwargs)
         synchronize()
         seconds = time.perf_counter() - started
-        forward = OwnedFrames(encoder)
-        frames = [frame for batch in batches for frame in forward(batch)()]
-    frames_path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(frames_path, np.concatenate(frames))
+        if frames_path is not None:
+            forward = OwnedFrames(encoder)
+            frames = [frame for batch in batches for frame in forward(batch)()]
+    if frames_path is not None:
+        frames_path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(frames_path, np.concatenate(frames))
     return {"bare_forward_s": seconds, "batches": len(batches), "windows": sum(len(b) for b in batches),
             "audio_s": sum(len(piece.data) for batch in batches for piece in batch) / encoder.sample_rate,
             "precision": encoder.precision}
