@@ -253,6 +253,21 @@ def test_a_derived_folder_a_node_cannot_see_exits_2(project, tmp_path, monkeypat
     assert not list(derived.rglob(".ray-visible-*")) and not list(derived.rglob("*.npy"))
 
 
+def test_the_pool_leaves_a_cpu_to_decode_beside_gpu_actors(monkeypatch, caplog):
+    from bat_core.errors import BatError
+    from bat_core.ray_engine import _actors
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 4.0, "GPU": 1.0})
+    assert _actors(RayOptions(gpus_per_worker=1)) == 1
+    assert _actors(RayOptions(gpus_per_worker=0.25)) == 3  # 4 actors of 1 CPU would leave none to decode: Ray waits
+    assert "running 3" in caplog.text
+    assert _actors(RayOptions()) == 4  # without GPUs each actor decodes its own files
+    assert _actors(RayOptions(workers=6)) == 6 and "Ray waits until more join" in caplog.text  # autoscaling may add
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 1.0, "GPU": 1.0})
+    with pytest.raises(BatError, match="not enough for one actor"):
+        _actors(RayOptions(gpus_per_worker=1))
+
+
 def test_w2v_run_on_ray_fits_on_the_workers_then_encodes(project, tmp_path):
     pytest.importorskip("bat_w2v_kmeans")
     from bat_w2v_kmeans.cli import main

@@ -92,17 +92,34 @@ def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
 
 
 def _actors(options: RayOptions) -> int:
+    """The pool's size. With GPUs the files are decoded by CPU tasks beside the actors, so the actors' CPUs
+    leave at least one free: without it Ray Data waits for a CPU forever (seen with 4 actors of 0.25 GPU on
+    2 CPUs). A size given with ``--ray-workers`` is kept (an autoscaling cluster grows to it), with a warning."""
     import ray
 
-    if options.workers is not None:
-        return options.workers
     resources = ray.cluster_resources()
+    cpus, gpus = resources.get("CPU", 0), resources.get("GPU", 0)
+    decoding = 1 if options.gpus_per_worker > 0 else 0  # without GPUs each actor decodes its own files
+    fits = int((cpus - decoding) // options.cpus_per_worker)
+    if options.workers is not None:
+        if options.workers > fits:
+            log.warning("--ray-workers %d: the Ray cluster has %g CPUs, room for %d actors of --cpus-per-worker %g%s; "
+                        "Ray waits until more join (an autoscaling cluster adds them, a fixed one never does)",
+                        options.workers, cpus, max(fits, 0), options.cpus_per_worker,
+                        " with one CPU left to decode" if decoding else "")
+        return options.workers
+    if fits < 1:
+        raise BatError(f"the Ray cluster has {cpus:g} CPUs: not enough for one actor of --cpus-per-worker "
+                       f"{options.cpus_per_worker:g}{' and one CPU to decode' if decoding else ''}")
     if options.gpus_per_worker > 0:
-        gpus = resources.get("GPU", 0)
         if gpus < options.gpus_per_worker:
             raise BatError(f"--gpus-per-worker {options.gpus_per_worker}: the Ray cluster has {gpus:g} GPUs")
-        return max(1, int(gpus // options.gpus_per_worker))
-    return max(1, int(resources.get("CPU", 1) // options.cpus_per_worker))
+        wanted = max(1, int(gpus // options.gpus_per_worker))
+        if wanted > fits:
+            log.warning("%d GPU actors would take every CPU of the Ray cluster (%g): running %d, leaving CPUs to "
+                        "decode", wanted, cpus, fits)
+        return min(wanted, fits)
+    return fits
 
 
 def check_visible(derived: Path) -> None:
