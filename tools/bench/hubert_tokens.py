@@ -1,9 +1,12 @@
 """Are bat-hubert's tokens better than an untrained encoder's and than MFCC + k-means? (issue 14)
 
 For each pretraining seed, three token sets, all evaluated with bat-core's evaluation:
-- bat-hubert: `bat-hubert pretrain` on all of shared/bats (the user's recordings; no labels used), then
-  `bat-w2v-kmeans run --model DIR` on each task's corpus (one encoder per seed serves both tasks: pretraining
-  is the cost, and the demo corpus is synthetic: a model learnt on it would not be a bat encoder);
+- bat-hubert: `bat-hubert pretrain` (no labels used), then `bat-w2v-kmeans run --model DIR --layer L` on each
+  task's corpus, a row per layer of `--layers`. Task (b)'s encoder is pretrained on shared/bats, its own
+  corpus; task (a)'s on what `--pretrain-on` names, a row each: `task`, the demo's own 24 unlabelled files (the
+  product's use: a user pretrains on their own recordings, then tokenizes them), and/or `bats`, the shared/bats
+  encoder (does an encoder learnt on real bats transfer to the synthetic calls?); default both. The issue's
+  goal reads the `task` row: a demo is synthetic, so what (a) can show is the recipe learning from a corpus;
 - random weights: the same architecture, fresh initialisation with the same seed, saved as a folder, then
   the same `bat-w2v-kmeans run` (same layer, k, time expansion);
 - MFCC + k-means: bat-core's baseline (k-means seeded with the same seed).
@@ -17,7 +20,9 @@ Mean and spread (std) over the seeds of each seed's probe accuracy. Also the pre
 model audio seconds per second of epoch time (every crop passes once per epoch: 90% trained on, 10%
 evaluated as held back).
 
-    python tools/bench/hubert_tokens.py                 # seeds 0 1 2, bat-hubert's default epochs
+    python tools/bench/hubert_tokens.py                 # seeds 0 1 2, layer 2, shared/bats at bat-hubert's defaults
+    python tools/bench/hubert_tokens.py --seeds 3 4 5 --layers 1 2 3       # more seeds, more layers
+    python tools/bench/hubert_tokens.py --tasks a --pretrain-on task --demo-epochs 3   # the demo at 3 epochs
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import argparse
 import shutil
 import tempfile
 import time
+from collections import defaultdict
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -42,53 +49,72 @@ from bat_core.evaluate.representations import discover
 from bat_core.mels import MelConfig, load_mels, mel_rows
 from bat_core.runner import RunOptions
 from bat_core.testing import find_shared_bats
-from bat_hubert.defaults import EPOCHS, ITERATIONS, MAX_CROPS
+from bat_hubert.defaults import CLUSTERS, EPOCHS, ITERATIONS, LEARNING_RATE, MASK_LENGTH, MASK_PROB, MAX_CROPS
 from bat_hubert.model import new_model, save_encoder
 from bat_hubert.pretrain import PretrainSettings, pretrain
 from bat_w2v_kmeans.cli import main as w2v_main
 
 QUIET = RunOptions(show_progress=False)
-LAYER = "2"  # the middle of the 4 default layers: the one iteration 2 clusters
+LAYERS = [2]  # the middle of the 4 default layers: the one iteration 2 clusters
+DEMO_EPOCHS = 10  # what the README's main command and tools/demo.sh pretrain the demo encoder with
 K = 64  # as many codes as the MFCC + k-means baseline
 
 
-def encoders(dataset: Dataset, work: Path, settings: PretrainSettings) -> tuple[Path, Path, float]:
-    """A pretrained and a random-weight folder for ``settings.seed``; the pretraining throughput."""
+def pretrained(dataset: Dataset, work: Path, settings: PretrainSettings) -> tuple[Path, Path, float]:
+    """A pretrained (on ``dataset``) and a random-weight folder for ``settings.seed``; the pretraining throughput."""
     trained = pretrain(dataset, work / f"hubert_s{settings.seed}", settings, device=resolve_device("auto"), options=QUIET)
     epoch_seconds = sum(row.seconds for row in trained.rows)
     throughput = trained.training["model_audio_seconds"] * settings.epochs * settings.iterations / epoch_seconds
     accuracy = {int(i): a for i, a in trained.training["held_back_masked_accuracy"].items()}
     chance = {int(i): c for i, c in trained.training["held_back_chance_accuracy"].items()}
-    print(f"  seed {settings.seed}: {trained.crops} crops, {epoch_seconds:.0f} s of epochs, {throughput:.1f} "
-          f"model-audio-s/s; held-back masked accuracy " + ", ".join(
+    print(f"  seed {settings.seed} on {dataset.paths.root.name}: {trained.crops} crops, {epoch_seconds:.0f} s of epochs, "
+          f"{throughput:.1f} model-audio-s/s; held-back masked accuracy " + ", ".join(
               f"it{i} {accuracy[i]:.3f} (chance {chance[i]:.3f})" for i in sorted(accuracy)), flush=True)
     random = work / f"random_s{settings.seed}"
     save_encoder(new_model(settings.size, settings.seed).eval(), random)  # no training record: same auto expansion
     return trained.directory, random, throughput
 
 
-def tokenize(root: Path, derived: Path, model: Path, tag: str, seed: int) -> None:
-    code = w2v_main(["run", "--root", str(root), "--derived", str(derived), "--model", str(model), "--layer", LAYER,
+def tokenize(root: Path, derived: Path, model: Path, layer: int, tag: str, seed: int) -> None:
+    code = w2v_main(["run", "--root", str(root), "--derived", str(derived), "--model", str(model), "--layer", str(layer),
                      "--k", str(K), "--tag", tag, "--seed", str(seed), "--num-workers", "0", "-q"])
     if code != 0:
         raise SystemExit(f"bat-w2v-kmeans run --model {model} exited {code}")
 
 
-def demo_task(work: Path, models: dict[int, tuple[Path, Path]]) -> tuple[dict[str, list[float]], float]:
-    root = write_demo_corpus(work / "demo")
+Encoders = dict[str, dict[int, tuple[Path, Path]]]  # pretraining corpus -> seed -> (pretrained, random) folders
+SOURCES = {"bats": "shared/bats", "demo": "the demo"}
+
+
+def encoder_rows(encoders: Encoders, seed: int, layers: list[int]) -> list[tuple[str, str, Path, int]]:
+    """(row name, tag, model folder, layer) of one seed: each pretrained encoder and the random weights (the same
+    architecture and seed, so one folder stands for all) at each layer."""
+    rows = []
+    for layer in layers:
+        for source, models in encoders.items():
+            rows.append((f"bat-hubert (on {SOURCES[source]}), layer {layer}", f"hubert_{source}_s{seed}_l{layer}",
+                         models[seed][0], layer))
+        rows.append((f"random weights, layer {layer}", f"random_s{seed}_l{layer}", next(iter(encoders.values()))[seed][1],
+                     layer))
+    return rows
+
+
+def demo_task(root: Path, work: Path, encoders: Encoders, seeds: list[int],
+              layers: list[int]) -> tuple[dict[str, list[float]], float]:
     dataset = Dataset.from_root(root)
-    scores: dict[str, list[float]] = {"bat-hubert": [], "random weights": [], "MFCC + k-means": []}
+    scores: dict[str, list[float]] = defaultdict(list)
     chance = float("nan")
-    for seed, (trained, random) in models.items():
-        tokenize(root, root / "derived", trained, f"hubert_s{seed}", seed)
-        tokenize(root, root / "derived", random, f"random_s{seed}", seed)
+    for seed in seeds:
+        rows = encoder_rows(encoders, seed, layers)
+        for _, tag, model, layer in rows:
+            tokenize(root, root / "derived", model, layer, tag, seed)
         report = evaluate_project(dataset, "call_type", "site", out_dir=work / f"demo_report_s{seed}", examples=0,
                                   seed=seed, options=QUIET)
-        rows = {row["name"]: row for row in report.rows}
-        scores["bat-hubert"].append(rows[f"w2v_kmeans-hubert_s{seed}"]["probe_accuracy"])
-        scores["random weights"].append(rows[f"w2v_kmeans-random_s{seed}"]["probe_accuracy"])
-        scores["MFCC + k-means"].append(rows["mfcc_kmeans"]["probe_accuracy"])
-        chance = rows["majority"]["chance_accuracy"]
+        evaluated = {row["name"]: row for row in report.rows}
+        for name, tag, _, _ in rows:
+            scores[name].append(evaluated[f"w2v_kmeans-{tag}"]["probe_accuracy"])
+        scores["MFCC + k-means"].append(evaluated["mfcc_kmeans"]["probe_accuracy"])
+        chance = evaluated["majority"]["chance_accuracy"]
         print(f"  (a) seed {seed}: " + ", ".join(f"{name} {values[-1]:.3f}" for name, values in scores.items()), flush=True)
     return scores, chance
 
@@ -101,7 +127,7 @@ def window_rows(tokens: dict[str, np.ndarray], per_second: dict[str, float], cut
     return rows.matrix()
 
 
-def bats_task(dataset: Dataset, calls_csv: Path, models: dict[int, tuple[Path, Path]]):
+def bats_task(dataset: Dataset, calls_csv: Path, encoders: Encoders, seeds: list[int], layers: list[int]):
     """Probe the call and background windows of shared/bats: (scores, chance, the windows described)."""
     boxes = read_boxes(calls_csv)
     files = sorted(boxes)
@@ -113,13 +139,13 @@ def bats_task(dataset: Dataset, calls_csv: Path, models: dict[int, tuple[Path, P
     labels, groups = [label for *_, label in cut], [name for name, *_ in cut]
     described = (f"{len(files)} recordings, {labels.count('call')} call and {labels.count('background')} background "
                  "windows of 10 ms")
-    scores: dict[str, list[float]] = {"bat-hubert": [], "random weights": [], "MFCC + k-means": []}
+    scores: dict[str, list[float]] = defaultdict(list)
     chance = float("nan")
-    for seed, (trained, random) in models.items():
-        for name, model, tag in (("bat-hubert", trained, f"hubert_s{seed}"), ("random weights", random, f"random_s{seed}")):
-            tokenize(dataset.paths.root, dataset.paths.derived, model, tag, seed)
+    for seed in seeds:
+        for name, tag, model, layer in encoder_rows(encoders, seed, layers):
+            tokenize(dataset.paths.root, dataset.paths.derived, model, layer, tag, seed)
             representation = next(r for r in discover(dataset.paths, files) if r.name == f"w2v_kmeans-{tag}")
-            tokens = {name: representation.array(name) for name in files}
+            tokens = {file: representation.array(file) for file in files}
             vectors = window_rows(tokens, representation.frames_per_second, cut, representation.codebook_size)
             scores[name].append(probe(vectors, labels, groups, seed, standardise=False).probe_accuracy)
         mfcc = mfcc_kmeans_tokens(mels, seed)  # fitted on every recording, as the encoders' k-means
@@ -131,52 +157,89 @@ def bats_task(dataset: Dataset, calls_csv: Path, models: dict[int, tuple[Path, P
 
 
 def table(title: str, scores: dict[str, list[float]], chance: float) -> None:
-    random_mean, random_std = np.mean(scores["random weights"]), np.std(scores["random weights"])
-    mfcc_mean = np.mean(scores["MFCC + k-means"])
-    hubert_mean, hubert_std = np.mean(scores["bat-hubert"]), np.std(scores["bat-hubert"])
-    spread = max(hubert_std, random_std)
     print(f"\n{title} (chance: largest class {chance:.3f})\n")
     print("| tokens | grouped probe accuracy, mean +- std over seeds | per seed |")
     print("|---|---|---|")
     for name, values in scores.items():
         print(f"| {name} | {np.mean(values):.3f} +- {np.std(values):.3f} | {' '.join(f'{v:.3f}' for v in values)} |")
-    print(f"\nabove random by two spreads (the larger std, {spread:.3f}): "
-          f"{'met' if hubert_mean - random_mean >= 2 * spread else 'missed'} "
-          f"(difference {hubert_mean - random_mean:+.3f}); at or above MFCC + k-means: "
-          f"{'met' if hubert_mean >= mfcc_mean else 'missed'} (difference {hubert_mean - mfcc_mean:+.3f})")
+    mfcc_mean = np.mean(scores["MFCC + k-means"])
+    for name, hubert in scores.items():
+        if not name.startswith("bat-hubert"):
+            continue
+        random = scores[f"random weights, {name.rsplit(', ', 1)[1]}"]
+        spread = max(np.std(hubert), np.std(random))
+        above = np.mean(hubert) - np.mean(random)
+        print(f"{name}: above random by two spreads (the larger std, {spread:.3f}): "
+              f"{'met' if above >= 2 * spread else 'missed'} (difference {above:+.3f}); at or above MFCC + k-means: "
+              f"{'met' if np.mean(hubert) >= mfcc_mean else 'missed'} (difference {np.mean(hubert) - mfcc_mean:+.3f})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=EPOCHS, help="pretraining epochs per iteration on shared/bats "
-                        f"(default: {EPOCHS}, bat-hubert's default)")
-    parser.add_argument("--max-crops", type=int, default=MAX_CROPS, help="pretraining crops kept (default: "
-                        f"{MAX_CROPS}, bat-hubert's default, i.e. all of shared/bats; fewer for a quick check)")
+    parser.add_argument("--layers", type=int, nargs="+", default=LAYERS, help="layers bat-w2v-kmeans tokenizes, "
+                        "each a row of bat-hubert and of random weights (default: 2)")
+    parser.add_argument("--pretrain-on", choices=("bats", "task"), nargs="+", default=["task", "bats"],
+                        help="what task (a)'s encoders are pretrained on, a row each: task = the demo corpus itself "
+                        "(the product's use; the goal's row), bats = shared/bats (task (b)'s encoder: does it transfer?) "
+                        "(default: both)")
+    parser.add_argument("--tasks", choices=("a", "b"), nargs="+", default=["a", "b"], help="the tasks run (default: "
+                        "both; shared/bats is pretrained on only when a row needs it)")
+    training = parser.add_argument_group("pretraining (bat-hubert's defaults unless given)")
+    training.add_argument("--epochs", type=int, default=EPOCHS, help=f"epochs per iteration (default: {EPOCHS})")
+    training.add_argument("--demo-epochs", type=int, default=DEMO_EPOCHS, help="epochs per iteration on the demo "
+                          f"corpus (--pretrain-on task; default: {DEMO_EPOCHS}, the README's and tools/demo.sh's: at 3 "
+                          "its 498 crops leave the held-back masked accuracy at chance)")
+    training.add_argument("--max-crops", type=int, default=MAX_CROPS, help=f"crops kept (default: {MAX_CROPS}, i.e. "
+                          "all of shared/bats; fewer for a quick check)")
+    training.add_argument("--target-layer", type=int, default=None, help="layer iteration 2 clusters (default: the middle)")
+    training.add_argument("--clusters", type=int, nargs="+", default=list(CLUSTERS), help="units per iteration "
+                          f"(default: {' '.join(map(str, CLUSTERS))})")
+    training.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help=f"(default: {LEARNING_RATE:g})")
+    training.add_argument("--mask-prob", type=float, default=MASK_PROB, help=f"(default: {MASK_PROB:g})")
+    training.add_argument("--mask-length", type=int, default=MASK_LENGTH, help=f"(default: {MASK_LENGTH})")
     args = parser.parse_args()
     shared = find_shared_bats()
     if shared is None:
-        raise SystemExit("shared/bats not found (set BAT_SHARED_BATS): task (b) needs its calls.csv")
+        raise SystemExit("shared/bats not found (set BAT_SHARED_BATS): both tasks need it (pretraining, calls.csv)")
     work = Path(tempfile.mkdtemp(prefix="bench_hubert_tokens_"))
     started = time.perf_counter()
     try:
-        print(f"pretraining on shared/bats, {args.epochs} epochs x {ITERATIONS} iterations per seed", flush=True)
+        demo_sources = [source for option, source in (("bats", "bats"), ("task", "demo")) if option in args.pretrain_on]
+        wanted = {"bats"} if "b" in args.tasks else set()
+        wanted |= set(demo_sources) if "a" in args.tasks else set()
+        epochs = {"bats": args.epochs, "demo": args.demo_epochs}
+        print("pretraining on " + " and ".join(f"{SOURCES[name]} ({epochs[name]} epochs x {ITERATIONS} iterations)"
+                                               for name in sorted(wanted)), flush=True)
         dataset = link_corpus(shared, work)
-        models, speeds = {}, []
-        for seed in args.seeds:
-            trained, random, throughput = encoders(dataset, work / "models", PretrainSettings(
-                epochs=args.epochs, max_crops=args.max_crops, seed=seed))
-            models[seed] = (trained, random)
-            speeds.append(throughput)
-        print("(a) demo corpus", flush=True)
-        demo_scores, demo_chance = demo_task(work, models)
-        print("(b) shared/bats windows", flush=True)
-        bats_scores, bats_chance, described = bats_task(dataset, shared / "calls.csv", models)
-        table("(a) demo corpus: call_type grouped by site", demo_scores, demo_chance)
-        table(f"(b) shared/bats: call vs background grouped by recording ({described})", bats_scores, bats_chance)
-        print(f"\npretraining throughput on {torch_device()}: {np.mean(speeds):.1f} +- {np.std(speeds):.1f} "
-              "model-audio-s/s; "
-              f"whole benchmark {time.perf_counter() - started:.0f} s")
+        demo_root = write_demo_corpus(work / "demo")
+        corpora = {name: corpus for name, corpus in (("bats", dataset), ("demo", Dataset.from_root(demo_root)))
+                   if name in wanted}
+        encoders: Encoders = {name: {} for name in corpora}
+        speeds = []
+        for (name, corpus), seed in product(corpora.items(), args.seeds):
+            settings = PretrainSettings(epochs=epochs[name], max_crops=args.max_crops, seed=seed,
+                                        layer=args.target_layer, clusters=tuple(args.clusters),
+                                        learning_rate=args.learning_rate, mask_prob=args.mask_prob,
+                                        mask_length=args.mask_length)
+            trained, random, throughput = pretrained(corpus, work / "models" / name, settings)
+            encoders[name][seed] = (trained, random)
+            if name == "bats":
+                speeds.append(throughput)
+        if "a" in args.tasks:
+            print("(a) demo corpus", flush=True)
+            demo_scores, demo_chance = demo_task(demo_root, work, {name: encoders[name] for name in demo_sources},
+                                                 args.seeds, args.layers)
+            table("(a) demo corpus: call_type grouped by site", demo_scores, demo_chance)
+        if "b" in args.tasks:
+            print("(b) shared/bats windows", flush=True)
+            bats_scores, bats_chance, described = bats_task(dataset, shared / "calls.csv", {"bats": encoders["bats"]},
+                                                            args.seeds, args.layers)
+            table(f"(b) shared/bats: call vs background grouped by recording ({described})", bats_scores, bats_chance)
+        if speeds:
+            print(f"\npretraining throughput on shared/bats, {torch_device()}: {np.mean(speeds):.1f} +- "
+                  f"{np.std(speeds):.1f} model-audio-s/s")
+        print(f"whole benchmark {time.perf_counter() - started:.0f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

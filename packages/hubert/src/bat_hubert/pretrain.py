@@ -31,11 +31,15 @@ from bat_hubert.__about__ import __version__
 from bat_hubert.checkpoint import CHECKPOINT, read_checkpoint, restore_stage, save_checkpoint
 from bat_hubert.corpus import Crops, collect_crops
 from bat_hubert.defaults import (
+    BATCH_SIZE,
     CLUSTERS,
     CROP_SECONDS,
     EPOCHS,
     HELD_BACK_FRACTION,
     ITERATIONS,
+    LEARNING_RATE,
+    MASK_LENGTH,
+    MASK_PROB,
     MAX_CROPS,
     MAX_FIT_FRAMES,
     MELS,
@@ -68,8 +72,10 @@ class PretrainSettings:
     max_crops: int = MAX_CROPS
     held_back_fraction: float = HELD_BACK_FRACTION
     max_fit_frames: int = MAX_FIT_FRAMES
-    batch_size: int = 16
-    learning_rate: float = 5e-4
+    batch_size: int = BATCH_SIZE
+    learning_rate: float = LEARNING_RATE
+    mask_prob: float = MASK_PROB
+    mask_length: int = MASK_LENGTH
     mels: int = MELS
     layer: int | None = None  # the layer whose features later iterations cluster (None: the middle one)
     seed: int = 0
@@ -83,7 +89,7 @@ class PretrainSettings:
 
     def train(self) -> TrainSettings:
         return TrainSettings(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-                             seed=self.seed)
+                             mask_prob=self.mask_prob, mask_length=self.mask_length, seed=self.seed)
 
 
 @dataclass
