@@ -58,4 +58,4 @@ part vqvae_gpu 240 python3 tools/bench/vqvae_gpu.py --crops 40000 --device cuda
 part ray_scaling 240 python3 tools/bench/ray_engine.py --mode scaling --files 400 --cpus-list 1,8
 part ray_gpu 360 python3 tools/bench/ray_engine.py --mode gpu --files 150
 part vqvae_long 150 python3 tools/bench/vqvae_gpu.py --crops 160000 --device cuda --device-row-only
-part hubert_tokens 300 python3 tools/bench/hubert_tokens.py
+part hubert_tokens 480 python3 tools/bench/hubert_tokens.py
