@@ -33,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from w2v_kmeans import bare_forward, build_corpus  # noqa: E402
+from w2v_kmeans import bare_forward, build_corpus, met  # noqa: E402
 
 
 def audio_minutes(root: Path) -> float:
@@ -98,7 +98,7 @@ def overhead(args, tmp: Path) -> None:
           f"Ray {ray.__version__} with {cpus} CPUs")
     print(f"local engine ({local.workers} decoding workers): {local_s:.1f} s; Ray (default actors): {ray_s:.1f} s "
           f"({ray_done} files), start-up apart: {startup:.1f} s")
-    print(f"target: Ray / local <= 1.3x: {ratio:.2f}x: {'met' if ratio <= 1.3 else 'MISSED'}")
+    print(f"target: Ray / local <= 1.3x: {ratio:.2f}x: {met(ratio <= 1.3)}")
     print(f"scaling (report only): Ray 1 actor {one_s:.1f} s, 2 actors {two_s:.1f} s: {one_s / two_s:.2f}x")
 
 
@@ -147,7 +147,7 @@ def scaling(args, tmp: Path) -> None:
               f"(whole large run: {result['done'][1] / result['seconds'][1]:.1f} files/s)")
     low, high = min(rates), max(rates)
     ratio = rates[high] / rates[low]
-    verdict = ("met" if ratio >= 5 else "MISSED") if (low, high) == (1, 8) else "report only (the target is 1 -> 8)"
+    verdict = met(ratio >= 5) if (low, high) == (1, 8) else "report only (the target is 1 -> 8)"
     print(f"scaling {low} -> {high} CPUs (files/s past the fixed cost): {ratio:.2f}x; target 1 -> 8 >= 5x: {verdict}")
 
 
@@ -201,7 +201,7 @@ def gpu(args, tmp: Path) -> None:
           f"{rate:.0f} audio-s/s past a fixed {fixed:.1f} s per run (actor start, model load, Ray Data's plan); "
           f"whole large run {audio[1] / seconds[1]:.0f} audio-s/s")
     print(f"target: Ray >= 50% of the bare forward (rate past the fixed cost): {rate / bare_rate:.0%}: "
-          f"{'met' if rate >= 0.5 * bare_rate else 'MISSED'}")
+          f"{met(rate >= 0.5 * bare_rate)}")
     print(f"report only, large run: {4 * args.files_per_call} files per call {audio[1] / bigger_s:.0f} audio-s/s "
           f"({bigger_s:.1f} s); 4 actors sharing the GPU (--gpus-per-worker 0.25) {audio[1] / shared_s:.0f} audio-s/s "
           f"({shared_s:.1f} s)")
