@@ -220,6 +220,9 @@ def fold_segments(store: RepresentationStore, table_path: Path, run: RunSummary,
             per_file[row.file_name] = all_call_columns(np.load(output), columns)
             seconds += float(row.seconds or 0.0)
             seconds_in_calls += float(json.loads(row.extra or "{}").get("seconds_in_calls", 0.0))
+        # the annotations' order, not the manifest's (files finish in whatever order the engine, its workers
+        # and the shards ran them): the same table however it was made
+        per_file = {name: per_file[name] for name in fingerprints if name in per_file}
         table = segments_frame(per_file, store.config["detector"], store.config["version"], store.config_hash)
         write_segments(table, table_path, {"config_hash": store.config_hash, **store.config})
     return SegmentSummary(run, table_path, len(table), seconds, seconds_in_calls)
