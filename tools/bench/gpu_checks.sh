@@ -55,7 +55,7 @@ part feeding_profile 60 python3 tools/bench/w2v_feeding.py --files 500 --workers
 BAT_VENV=/tmp/site BAT_DEMO_VQ_STEPS=100 part demo 90 bash tools/demo.sh /tmp/gpu-demo
 part per_call 200 python3 tools/bench/per_call.py --device cuda --size base --workers 8
 part vqvae_gpu 240 python3 tools/bench/vqvae_gpu.py --crops 40000 --device cuda
-part ray_scaling 240 python3 tools/bench/ray_engine.py --mode scaling --files 400 --cpus-list 1,8
-part ray_gpu 360 python3 tools/bench/ray_engine.py --mode gpu --files 150
+part ray_scaling 240 python3 tools/bench/ray_engine.py --mode scaling --files 1200 --cpus-list 1,8
+part ray_gpu 360 python3 tools/bench/ray_engine.py --mode gpu --files 400
 part vqvae_long 150 python3 tools/bench/vqvae_gpu.py --crops 160000 --device cuda --device-row-only
 part hubert_tokens 480 python3 tools/bench/hubert_tokens.py

@@ -12,12 +12,17 @@ scaling (a many-core machine): mels (decode, time expansion, STFT: no model, the
 gpu (a CUDA machine; `--device cpu` is a smoke test): a base-size wav2vec2 (random weights) tokenizing the
     corpus on one GPU actor fed by Ray tasks on the machine's cores, at two sizes as above, against the bare
     bf16 forward over the same windows in the local engine's batches (tools/bench/w2v_kmeans.py's bound) and
-    in the batches one actor call makes (it flushes every --files-per-call files); target: Ray's audio-s/s past
-    its fixed cost >= 50% of the bare forward's. Report only: 4x the files per call, 4 actors sharing the GPU.
+    in the batches one actor call makes (it flushes every --files-per-call files, taken in the engine's
+    call_order); target: Ray's audio-s/s past its fixed cost >= 50% of the bare forward's. Report only: 4x the
+    files per call, 4 actors sharing the GPU.
+batches (any machine, no model run): how many forwards the local engine and Ray's actor calls make over
+    3x --files recordings with a GPU's batch limits, in the order listed and in call_order. On a GPU a
+    forward of this model costs ~15 ms whatever its size, so the count is what bounds a Ray run there.
 
     python tools/bench/ray_engine.py --minutes 10
     python tools/bench/ray_engine.py --mode scaling --cpus-list 1,8
     python tools/bench/ray_engine.py --mode gpu --files 300
+    python tools/bench/ray_engine.py --mode batches --files 400
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from w2v_kmeans import bare_forward, build_corpus, met  # noqa: E402
+from w2v_kmeans import bare_forward, build_corpus, met, runner_batches  # noqa: E402
 
 
 def audio_minutes(root: Path) -> float:
@@ -156,7 +161,7 @@ def gpu(args, tmp: Path) -> None:
     import torch
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
-    from bat_core.ray_engine import RayOptions
+    from bat_core.ray_engine import RayOptions, call_order
     from bat_core.runner import RunOptions
 
     sizes = (args.files, 3 * args.files)
@@ -172,7 +177,8 @@ def gpu(args, tmp: Path) -> None:
         Wav2Vec2FeatureExtractor(return_attention_mask=False).save_pretrained(model_dir)
     bare = bare_forward(roots[1], model_dir, 15.0, None, args.device)
     bare_rate = bare["audio_s"] / bare["bare_forward_s"]
-    per_call = bare_forward(roots[1], model_dir, 15.0, None, args.device, flush_every=args.files_per_call)
+    per_call = bare_forward(roots[1], model_dir, 15.0, None, args.device, flush_every=args.files_per_call,
+                            order=call_order)
     audio = (bare["audio_s"] * audio_minutes(roots[0]) / audio_minutes(roots[1]), bare["audio_s"])
     tokenizer = tokenizer_for(model_dir, roots[1], args.device)
     gpus = 1.0
@@ -207,9 +213,32 @@ def gpu(args, tmp: Path) -> None:
           f"({shared_s:.1f} s)")
 
 
+def batches(args, tmp: Path) -> None:
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    from bat_core.ray_engine import call_order
+    from bat_w2v_kmeans import SpeechEncoder
+    from bat_w2v_kmeans.encoder import GPU_BATCH_PIECES, GPU_BATCH_SECONDS
+
+    root = build_corpus(tmp / "corpus", 3 * args.files)
+    model_dir = tmp / "wav2vec2-one-layer"  # base's frame and rate; only the windows' lengths matter here
+    Wav2Vec2Model(Wav2Vec2Config(num_hidden_layers=1)).save_pretrained(model_dir)
+    Wav2Vec2FeatureExtractor(return_attention_mask=False).save_pretrained(model_dir)
+    encoder = SpeechEncoder.from_pretrained(model_dir, device="cpu", batch_size=GPU_BATCH_PIECES,
+                                            max_batch_seconds=GPU_BATCH_SECONDS)
+    local = len(runner_batches(root, encoder, 15.0))
+    print(f"{3 * args.files} files, base wav2vec2's windows at x15, a GPU's batch limits ({GPU_BATCH_PIECES} windows, "
+          f"{GPU_BATCH_SECONDS:.0f} s): local engine {local} batches")
+    for files in sorted({args.files_per_call, 4 * args.files_per_call}):
+        listed = len(runner_batches(root, encoder, 15.0, flush_every=files))
+        ordered = len(runner_batches(root, encoder, 15.0, flush_every=files, order=call_order))
+        print(f"--engine ray, {files} files per call: {listed} batches in the order listed, {ordered} in call_order "
+              f"(largest first): {ordered / local:.2f}x the local engine's")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=("overhead", "scaling", "gpu"), default="overhead")
+    parser.add_argument("--mode", choices=("overhead", "scaling", "gpu", "batches"), default="overhead")
     parser.add_argument("--minutes", type=float, default=10.0, help="overhead: at least this much audio")
     parser.add_argument("--files", type=int, default=200,
                         help="scaling, gpu: files of the small run; the large run has 3x (shared/bats or the demo, cycled)")
@@ -218,7 +247,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", help="gpu: cuda (default), or cpu for a smoke test")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        {"overhead": overhead, "scaling": scaling, "gpu": gpu}[args.mode](args, Path(tmp))
+        {"overhead": overhead, "scaling": scaling, "gpu": gpu, "batches": batches}[args.mode](args, Path(tmp))
 
 
 if __name__ == "__main__":

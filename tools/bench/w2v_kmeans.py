@@ -38,7 +38,7 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -162,31 +162,22 @@ def package(root: Path, model_dir: Path, expansion: float, out: Path, workers: i
             "device_name": torch.cuda.get_device_name(encoder.device) if encoder.device.type == "cuda" else "cpu"}
 
 
-def bare_forward(root: Path, model_dir: Path, expansion: float, frames_path: Path | None, device: str = "cpu",
-                 flush_every: int | None = None) -> dict:
-    """The bound: the model forward alone over the package's own windows in the package's own batches.
-
-    Windows come from the package's prepare (decoded inline, beforehand), batches from the runner's
-    ``LengthBatcher`` with the encoder's limits, the model's inputs built and put on the device
-    beforehand (``SpeechEncoder.model_inputs``, as `run` builds them); after one warm-up batch only the
-    forwards are timed (synchronised on CUDA), in the encoder's default precision (bf16 on a GPU). Each
-    window's own frames are then saved to ``frames_path`` (every frame of the corpus, to score both
-    codebooks on the same data), outside the clock (``frames_path`` None: not saved). ``flush_every=N``: the
-    batcher is flushed after every N files, as one call of a ``--engine ray`` actor does (its batches)."""
-    import torch
-
+def runner_batches(root: Path, encoder, expansion: float, flush_every: int | None = None,
+                   order: Callable[[list], list] | None = None) -> list[list]:
+    """The package's windows of every recording in ``root``, in the runner's batches (``LengthBatcher`` with the
+    encoder's limits); ``flush_every=N``: flushed after every N files, as one call of a ``--engine ray`` actor
+    does, the files in ``order(items)`` (the Ray engine's ``call_order``) when given."""
     from bat_core.batching import LengthBatcher
     from bat_core.dataset import Dataset
     from bat_core.runner import Piece
     from bat_core.time_expansion import TimeExpansion
-    from bat_w2v_kmeans import SpeechEncoder, W2VKMeansTokenizer
-    from bat_w2v_kmeans.forward import OwnedFrames
+    from bat_w2v_kmeans import W2VKMeansTokenizer
 
-    encoder = SpeechEncoder.from_pretrained(model_dir, device=device)
     prepare = W2VKMeansTokenizer(encoder, TimeExpansion.parse(expansion)).prepare()
     batcher = LengthBatcher(encoder.batch_size, encoder.max_batch_samples())
+    items = list(Dataset.from_root(root))
     batches: list[list[Piece]] = []
-    for index, item in enumerate(Dataset.from_root(root)):
+    for index, item in enumerate(order(items) if order else items):
         try:
             for position, message in enumerate(prepare(item)):
                 if isinstance(message, Piece):
@@ -197,6 +188,27 @@ def bare_forward(root: Path, model_dir: Path, expansion: float, frames_path: Pat
         if flush_every and (index + 1) % flush_every == 0:
             batches.extend(batcher.flush())
     batches.extend(batcher.flush())
+    return batches
+
+
+def bare_forward(root: Path, model_dir: Path, expansion: float, frames_path: Path | None, device: str = "cpu",
+                 flush_every: int | None = None, order: Callable[[list], list] | None = None) -> dict:
+    """The bound: the model forward alone over the package's own windows in the package's own batches.
+
+    Windows come from the package's prepare (decoded inline, beforehand), batches from the runner's
+    ``LengthBatcher`` with the encoder's limits, the model's inputs built and put on the device
+    beforehand (``SpeechEncoder.model_inputs``, as `run` builds them); after one warm-up batch only the
+    forwards are timed (synchronised on CUDA), in the encoder's default precision (bf16 on a GPU). Each
+    window's own frames are then saved to ``frames_path`` (every frame of the corpus, to score both
+    codebooks on the same data), outside the clock (``frames_path`` None: not saved). ``flush_every``, ``order``:
+    the batches of ``--engine ray`` actor calls (``runner_batches``)."""
+    import torch
+
+    from bat_w2v_kmeans import SpeechEncoder
+    from bat_w2v_kmeans.forward import OwnedFrames
+
+    encoder = SpeechEncoder.from_pretrained(model_dir, device=device)
+    batches = runner_batches(root, encoder, expansion, flush_every, order)
     inputs = [encoder.model_inputs(batch) for batch in batches]
     synchronize = torch.cuda.synchronize if encoder.device.type == "cuda" else (lambda: None)
     with torch.inference_mode():

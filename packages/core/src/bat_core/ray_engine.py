@@ -12,6 +12,10 @@ in the actor's own journal, which the driver's ``store.finish`` folds into the o
   done is a failed row (never a failed job); an error about the run itself (a full disk) stops
   the run as locally. A driver killed mid-run leaves the actors' journals: the next run folds
   them and does only what is missing.
+- Batches: an actor's call ends by flushing its batcher, so a call's files should share piece lengths:
+  the files go out largest first (bytes on disk, a stand-in for duration within a corpus), so
+  neighbours, and the tails of their last windows, are alike. On an H200 with 8-file calls in the
+  order listed, the forward ran 6x the local engine's batches at ~15 ms each and that bound the run.
 - Memory: a file travels between the stages as one row of its pieces; a file whose pieces pass
   ``max_memory_mb`` is not shipped but streamed again inside the actor, so no row grows with a
   recording's length beyond that.
@@ -38,7 +42,7 @@ from bat_core.runner import Encoder, Piece, Prepare, RunOptions, StoreSink, _Run
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'bat-core[ray]'"
-FILES_PER_CALL = 8  # files an actor takes at a time: enough pieces to fill model batches across files
+FILES_PER_CALL = 8  # files an actor takes at a time: with call_order, enough pieces to fill batches across files
 
 
 @dataclass(frozen=True)
@@ -218,6 +222,20 @@ class _EncodeFiles:
             stale_keys=",".join(self.store._summary.stale_keys))
 
 
+def call_order(items: Sequence[DatasetItem]) -> list[DatasetItem]:
+    """``items`` largest first by bytes on disk (missing files last), so each actor call gets files of alike
+    length whose pieces share batches (the call flushes its batcher); largest first also leaves the short
+    files to even out the actors' ends. Bytes, not the header's duration: one stat per file, no open."""
+
+    def size(item: DatasetItem) -> int:
+        try:
+            return item.path.stat().st_size
+        except OSError:
+            return -1
+
+    return sorted(items, key=size, reverse=True)
+
+
 def run_on_ray(todo: Sequence[DatasetItem], store, prepare: Prepare, assembler: Callable, encoder: Encoder | None,
                options: RunOptions) -> None:
     """``todo`` through prepare tasks -> model actors -> the store; the driver tallies rows and fails lost files."""
@@ -237,7 +255,7 @@ def run_on_ray(todo: Sequence[DatasetItem], store, prepare: Prepare, assembler: 
     context.enable_progress_bars = False
     context.max_errored_blocks = -1  # a block that fails after Ray's retries is reported per file below, not fatal
     cap_bytes = options.max_memory_mb * 2**20 // 4  # 0: every file is decoded in the actor
-    rows = [{"item": pickle.dumps(item)} for item in todo]
+    rows = [{"item": pickle.dumps(item)} for item in call_order(todo)]
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * (os.cpu_count() or 1))))
     # without GPUs Ray fuses this map into the actors (equal CPU requests): each actor decodes its own files
     # on its own cores; with GPUs the decoding runs as separate CPU tasks feeding the GPU actors
