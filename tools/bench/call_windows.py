@@ -23,27 +23,43 @@ WINDOW_MS = 10.0
 BACKGROUND_GAP_MS = 5.0
 
 
-def read_boxes(calls_csv: Path) -> dict[str, list[tuple[float, float]]]:
+def read_boxes(calls: Path) -> dict[str, list[tuple[float, float]]]:
+    """Boxes per recording from calls.csv, or from any table in its layout: ``bat-core segment``'s parquet
+    (``--detector batdetect2`` over every recording makes boxes of the same kind as calls.csv's)."""
     boxes: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    with open(calls_csv, newline="") as handle:
-        for row in csv.DictReader(handle):
-            boxes[row["File Name"]].append((float(row["start_time_s"]), float(row["end_time_s"])))
+    if calls.suffix == ".parquet":
+        import pandas as pd
+
+        rows = pd.read_parquet(calls, columns=["File Name", "start_time_s", "end_time_s"]).to_dict("records")
+    else:
+        with open(calls, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    for row in rows:
+        boxes[row["File Name"]].append((float(row["start_time_s"]), float(row["end_time_s"])))
     return dict(boxes)
 
 
-def windows(boxes: dict[str, list[tuple[float, float]]], durations: dict[str, float]) -> list[tuple[str, float, float, str]]:
-    """(file, start s, end s, label): one call window per box, background windows >= 5 ms from every box."""
+def windows(boxes: dict[str, list[tuple[float, float]]], durations: dict[str, float],
+            background_per_call: int | None = None) -> list[tuple[str, float, float, str]]:
+    """(file, start s, end s, label): one call window per box, background windows >= 5 ms from every box;
+    ``background_per_call=N``: at most N background windows per call window in each recording, evenly
+    spaced over it (balanced classes: recordings with one call and seconds of background otherwise make
+    "background" the answer)."""
     half, gap, width = WINDOW_MS / 2000, BACKGROUND_GAP_MS / 1000, WINDOW_MS / 1000
     cut = []
     for name, spans in sorted(boxes.items()):
         for start, end in spans:
             centre = (start + end) / 2
             cut.append((name, max(0.0, centre - half), centre + half, "call"))
-        position = 0.0
+        background, position = [], 0.0
         while position + width <= durations[name]:
             if all(position + width <= start - gap or position >= end + gap for start, end in spans):
-                cut.append((name, position, position + width, "background"))
+                background.append((name, position, position + width, "background"))
             position += width
+        if background_per_call is not None and len(background) > background_per_call * len(spans):
+            keep = np.linspace(0, len(background) - 1, background_per_call * len(spans)).round().astype(int)
+            background = [background[index] for index in keep]
+        cut.extend(background)
     return cut
 
 

@@ -14,7 +14,9 @@ Two grouped tasks:
 - (a) demo corpus (`bat_core.demo`, 24 synthetic files): call_type grouped by site, through
   `bat_core.evaluate.evaluate_project` (its probe, folds seeded with the seed; its MFCC + k-means row);
 - (b) shared/bats: calls vs background windows of the recordings of calls.csv (call_windows.py), grouped
-  by recording; each window's tokens become bat-core's token features (Hellinger unigrams) for bat-core's
+  by recording; `--boxes TABLE` takes the boxes from a table in calls.csv's layout instead, e.g. batdetect2's
+  over every recording (`bat-core segment --detector batdetect2`), with `--background-per-call 1` for
+  balanced classes; each window's tokens become bat-core's token features (Hellinger unigrams) for bat-core's
   probe. bat-w2v-kmeans and the MFCC baseline fit their k-means on all of shared/bats.
 Mean and spread (std) over the seeds of each seed's probe accuracy. Also the pretraining throughput:
 model audio seconds per second of epoch time (every crop passes once per epoch: 90% trained on, 10%
@@ -22,7 +24,8 @@ evaluated as held back).
 
     python tools/bench/hubert_tokens.py                 # seeds 0 1 2, layer 2, shared/bats at bat-hubert's defaults
     python tools/bench/hubert_tokens.py --seeds 3 4 5 --layers 1 2 3       # more seeds, more layers
-    python tools/bench/hubert_tokens.py --tasks a --pretrain-on task --demo-epochs 3   # the demo at 3 epochs
+    python tools/bench/hubert_tokens.py --tasks a --pretrain-on task --demo-epochs 3 --min-steps 0  # 3 epochs
+    python tools/bench/hubert_tokens.py --tasks b --boxes D/segments/batdetect2-HASH.parquet --background-per-call 1
 """
 
 from __future__ import annotations
@@ -49,7 +52,16 @@ from bat_core.evaluate.representations import discover
 from bat_core.mels import MelConfig, load_mels, mel_rows
 from bat_core.runner import RunOptions
 from bat_core.testing import find_shared_bats
-from bat_hubert.defaults import CLUSTERS, EPOCHS, ITERATIONS, LEARNING_RATE, MASK_LENGTH, MASK_PROB, MAX_CROPS
+from bat_hubert.defaults import (
+    CLUSTERS,
+    EPOCHS,
+    ITERATIONS,
+    LEARNING_RATE,
+    MASK_LENGTH,
+    MASK_PROB,
+    MAX_CROPS,
+    MIN_STEPS,
+)
 from bat_hubert.model import new_model, save_encoder
 from bat_hubert.pretrain import PretrainSettings, pretrain
 from bat_w2v_kmeans.cli import main as w2v_main
@@ -127,18 +139,19 @@ def window_rows(tokens: dict[str, np.ndarray], per_second: dict[str, float], cut
     return rows.matrix()
 
 
-def bats_task(dataset: Dataset, calls_csv: Path, encoders: Encoders, seeds: list[int], layers: list[int]):
+def bats_task(dataset: Dataset, calls: Path, encoders: Encoders, seeds: list[int], layers: list[int],
+              background_per_call: int | None = None):
     """Probe the call and background windows of shared/bats: (scores, chance, the windows described)."""
-    boxes = read_boxes(calls_csv)
+    boxes = read_boxes(calls)
     files = sorted(boxes)
     mel_config = MelConfig()
     fps_rows = mel_rows(dataset, mel_config, QUIET)
     mels = load_mels(dataset, mel_config, options=QUIET)
     mel_fps = {name: fps_rows[name]["frames_per_second"] for name in mels}
-    cut = windows(boxes, {name: mels[name].shape[1] / mel_fps[name] for name in files})
+    cut = windows(boxes, {name: mels[name].shape[1] / mel_fps[name] for name in files}, background_per_call)
     labels, groups = [label for *_, label in cut], [name for name, *_ in cut]
-    described = (f"{len(files)} recordings, {labels.count('call')} call and {labels.count('background')} background "
-                 "windows of 10 ms")
+    described = (f"boxes of {calls.name}, {len(files)} recordings, {labels.count('call')} call and "
+                 f"{labels.count('background')} background windows of 10 ms")
     scores: dict[str, list[float]] = defaultdict(list)
     chance = float("nan")
     for seed in seeds:
@@ -185,11 +198,17 @@ def main() -> None:
                         "(default: both)")
     parser.add_argument("--tasks", choices=("a", "b"), nargs="+", default=["a", "b"], help="the tasks run (default: "
                         "both; shared/bats is pretrained on only when a row needs it)")
+    parser.add_argument("--boxes", type=Path, default=None, help="(b): boxes from this table in calls.csv's layout "
+                        "(csv, or bat-core segment's parquet) instead of shared/bats/calls.csv (3 recordings)")
+    parser.add_argument("--background-per-call", type=int, default=None, help="(b): at most this many background "
+                        "windows per call window in each recording, evenly spaced (default: every one)")
     training = parser.add_argument_group("pretraining (bat-hubert's defaults unless given)")
     training.add_argument("--epochs", type=int, default=EPOCHS, help=f"epochs per iteration (default: {EPOCHS})")
     training.add_argument("--demo-epochs", type=int, default=DEMO_EPOCHS, help="epochs per iteration on the demo "
                           f"corpus (--pretrain-on task; default: {DEMO_EPOCHS}, the README's and tools/demo.sh's: at 3 "
-                          "its 498 crops leave the held-back masked accuracy at chance)")
+                          "its 498 crops leave the held-back masked accuracy at chance, unless --min-steps raises it)")
+    training.add_argument("--min-steps", type=int, default=MIN_STEPS, help="optimiser steps per iteration at least, "
+                          f"epochs raised to reach them (default: {MIN_STEPS}, bat-hubert's; 0: the epochs as given)")
     training.add_argument("--max-crops", type=int, default=MAX_CROPS, help=f"crops kept (default: {MAX_CROPS}, i.e. "
                           "all of shared/bats; fewer for a quick check)")
     training.add_argument("--target-layer", type=int, default=None, help="layer iteration 2 clusters (default: the middle)")
@@ -210,7 +229,8 @@ def main() -> None:
         wanted |= set(demo_sources) if "a" in args.tasks else set()
         epochs = {"bats": args.epochs, "demo": args.demo_epochs}
         print("pretraining on " + " and ".join(f"{SOURCES[name]} ({epochs[name]} epochs x {ITERATIONS} iterations)"
-                                               for name in sorted(wanted)), flush=True)
+                                               for name in sorted(wanted))
+              + f", at least {args.min_steps} steps per iteration", flush=True)
         dataset = link_corpus(shared, work)
         demo_root = write_demo_corpus(work / "demo")
         corpora = {name: corpus for name, corpus in (("bats", dataset), ("demo", Dataset.from_root(demo_root)))
@@ -218,7 +238,7 @@ def main() -> None:
         encoders: Encoders = {name: {} for name in corpora}
         speeds = []
         for (name, corpus), seed in product(corpora.items(), args.seeds):
-            settings = PretrainSettings(epochs=epochs[name], max_crops=args.max_crops, seed=seed,
+            settings = PretrainSettings(epochs=epochs[name], min_steps=args.min_steps, max_crops=args.max_crops, seed=seed,
                                         layer=args.target_layer, clusters=tuple(args.clusters),
                                         learning_rate=args.learning_rate, mask_prob=args.mask_prob,
                                         mask_length=args.mask_length)
@@ -233,8 +253,9 @@ def main() -> None:
             table("(a) demo corpus: call_type grouped by site", demo_scores, demo_chance)
         if "b" in args.tasks:
             print("(b) shared/bats windows", flush=True)
-            bats_scores, bats_chance, described = bats_task(dataset, shared / "calls.csv", {"bats": encoders["bats"]},
-                                                            args.seeds, args.layers)
+            bats_scores, bats_chance, described = bats_task(dataset, args.boxes or shared / "calls.csv",
+                                                            {"bats": encoders["bats"]}, args.seeds, args.layers,
+                                                            args.background_per_call)
             table(f"(b) shared/bats: call vs background grouped by recording ({described})", bats_scores, bats_chance)
         if speeds:
             print(f"\npretraining throughput on shared/bats, {torch_device()}: {np.mean(speeds):.1f} +- "

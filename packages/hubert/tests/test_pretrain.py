@@ -2,6 +2,7 @@
 
 import csv
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -14,7 +15,8 @@ from bat_hubert.cli import main
 from bat_hubert.model import ModelSize
 from bat_hubert.pretrain import PretrainSettings, pretrain
 
-TINY_SETTINGS = PretrainSettings(iterations=2, epochs=2, size=ModelSize(32, 2, 2, 64, 16), clusters=(8, 12))
+TINY_SETTINGS = PretrainSettings(iterations=2, epochs=2, min_steps=0, size=ModelSize(32, 2, 2, 64, 16),
+                                 clusters=(8, 12))
 QUIET = RunOptions(workers=0, show_progress=False)
 
 
@@ -159,3 +161,18 @@ def test_init_starts_from_the_saved_weights_and_refuses_another_architecture(dem
     assert main([*common, "--model", str(first), "--init", str(first), "--overwrite"]) == 2
     assert "another --model DIR" in capsys.readouterr().err
     assert not (tmp_path / "third").exists() and (first / "model.safetensors").is_file()
+
+
+def test_epochs_are_raised_to_the_minimum_steps_on_a_small_corpus(demo_root, caplog):
+    settings = PretrainSettings(epochs=3, min_steps=200, batch_size=16)
+    assert settings.epochs_for(448) == 8  # the demo's training crops: 28 steps per epoch, 84 in 3 epochs
+    assert settings.epochs_for(1138) == 3  # shared/bats': 72 per epoch, 216 in 3
+    assert replace(settings, min_steps=0).epochs_for(448) == 3
+    dataset = Dataset.from_root(demo_root)
+    raised = replace(TINY_SETTINGS, iterations=1, epochs=1, min_steps=40)
+    result = pretrain(dataset, demo_root / "derived" / "raised", raised, options=QUIET)
+    train_crops = result.crops - max(1, round(0.1 * result.crops))
+    epochs = -(-40 // -(-train_crops // raised.batch_size))
+    assert epochs > 1 and [row.epoch for row in result.rows] == list(range(epochs)) and result.rows[-1].epochs == epochs
+    assert result.training["epochs_per_iteration"] == epochs and result.training["settings"]["epochs"] == 1
+    assert f"{epochs} epochs per iteration instead of 1" in caplog.text

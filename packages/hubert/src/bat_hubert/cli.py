@@ -20,6 +20,7 @@ from bat_core.cli_common import (
     cli_main,
     cli_parser,
     dataset_from_args,
+    non_negative_int,
     positive_float,
     positive_int,
     run_options,
@@ -41,6 +42,7 @@ from bat_hubert.defaults import (
     LAYERS,
     LEARNING_RATE,
     MAX_CROPS,
+    MIN_STEPS,
 )
 
 
@@ -56,13 +58,13 @@ def _pretrain(args: argparse.Namespace) -> int:
     directory = Path(args.model) if args.model else ProjectPaths.for_root(args.root, args.derived).models_dir / DEFAULT_MODEL_NAME
     size = ModelSize(hidden_size=args.hidden_size, layers=args.layers, heads=args.heads,
                      intermediate_size=args.intermediate_size, conv_channels=args.conv_channels)
-    settings = PretrainSettings(iterations=args.iterations, epochs=args.epochs, size=size, clusters=tuple(args.clusters),
+    settings = PretrainSettings(iterations=args.iterations, epochs=args.epochs, min_steps=args.min_steps, size=size, clusters=tuple(args.clusters),
                                 crop_seconds=args.crop_seconds, max_crops=args.max_crops, batch_size=args.batch_size,
                                 learning_rate=args.learning_rate, layer=args.target_layer, seed=args.seed)
 
     def said(row) -> None:
         if not args.quiet:
-            print(f"iteration {row.iteration} epoch {row.epoch + 1}/{settings.epochs}: loss {row.train_loss:.3f}, "
+            print(f"iteration {row.iteration} epoch {row.epoch + 1}/{row.epochs}: loss {row.train_loss:.3f}, "
                   f"held-back masked accuracy {row.held_accuracy:.3f} (chance {row.chance_accuracy:.3f}), "
                   f"{row.seconds:.0f} s", file=sys.stderr)
 
@@ -99,7 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "recordings) instead of random ones; the model size options must match it")
     run.add_argument("--iterations", type=positive_int, default=ITERATIONS,
                      help=f"HuBERT iterations: 1 = log-mel units, 2 = then a middle layer's units (default: {ITERATIONS})")
-    run.add_argument("--epochs", type=positive_int, default=EPOCHS, help=f"epochs per iteration (default: {EPOCHS})")
+    run.add_argument("--epochs", type=positive_int, default=EPOCHS, help=f"epochs per iteration (default: {EPOCHS}), "
+                     "raised on a small corpus to reach --min-steps")
+    run.add_argument("--min-steps", type=non_negative_int, default=MIN_STEPS,
+                     help=f"optimiser steps an iteration takes at least: --epochs is raised where the corpus is too "
+                          f"small to give them (the 24-file demo at 3 epochs, 84 steps, learnt nothing; default: "
+                          f"{MIN_STEPS}; 0: exactly --epochs)")
     run.add_argument("--clusters", type=positive_int, nargs="+", default=list(CLUSTERS), metavar="K",
                      help=f"k-means units per iteration, the last repeated (default: {' '.join(map(str, CLUSTERS))})")
     run.add_argument("--target-layer", type=positive_int, default=None,

@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ from bat_hubert.defaults import (
     MAX_CROPS,
     MAX_FIT_FRAMES,
     MELS,
+    MIN_STEPS,
     MODEL_RATE,
     SAMPLES_PER_FRAME,
     TRAINING_JSON,
@@ -66,6 +67,7 @@ class PretrainSettings:
 
     iterations: int = ITERATIONS
     epochs: int = EPOCHS
+    min_steps: int = MIN_STEPS  # per iteration: ``epochs`` is raised to reach it (0: never)
     size: ModelSize = field(default_factory=ModelSize)
     clusters: tuple[int, ...] = CLUSTERS
     crop_seconds: float = CROP_SECONDS
@@ -86,6 +88,11 @@ class PretrainSettings:
     @property
     def target_layer(self) -> int:
         return self.layer if self.layer is not None else max(1, self.size.layers // 2)
+
+    def epochs_for(self, train_crops: int) -> int:
+        """``epochs``, or more where ``train_crops`` give too few steps for ``min_steps`` per iteration."""
+        per_epoch = max(1, -(-train_crops // self.batch_size))
+        return max(self.epochs, -(-self.min_steps // per_epoch))
 
     def train(self) -> TrainSettings:
         return TrainSettings(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
@@ -133,7 +140,6 @@ def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings
     fingerprint = corpus_fingerprint(items)
     if calls is not None:  # the same recordings seen through another table are other training data
         fingerprint = f"{fingerprint}+calls:{calls.fingerprint[:16]}:{calls.context_s:g}"
-    key = settings_key(settings, expansion, fingerprint, start.record["model_sha256"] if start else None)
 
     crops = collect_crops(items, expansion, settings.crop_seconds, settings.max_crops, settings.seed, options, calls)
     if len(crops) < 2:
@@ -142,6 +148,12 @@ def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings
     held_count = max(1, int(round(settings.held_back_fraction * len(crops))))
     train, held = crops.subset(np.arange(len(crops) - held_count)), crops.subset(np.arange(len(crops) - held_count, len(crops)))
     labels, column = _frame_labels(items, crops, dataset.label_columns, label_column)
+    epochs = settings.epochs_for(len(train))
+    if epochs > settings.epochs:
+        log.warning("%d training crops make %d steps per epoch: %d epochs per iteration instead of %d, for the %d "
+                    "steps an iteration needs to learn anything (--min-steps)", len(train),
+                    -(-len(train) // settings.batch_size), epochs, settings.epochs, settings.min_steps)
+    key = settings_key(settings, expansion, fingerprint, start.record["model_sha256"] if start else None, epochs)
 
     resumed_at = (0, 0)
     tensors: dict[str, torch.Tensor] = {}
@@ -163,7 +175,7 @@ def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings
         load_init(model, start)
     model = model.to(device)
     rows: list[EpochResult] = []
-    train_settings = settings.train()
+    train_settings = replace(settings.train(), epochs=epochs)
     for iteration in range(1, settings.iterations + 1):
         if iteration < resumed_at[0]:
             continue
@@ -196,7 +208,7 @@ def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings
 
     model = model.to("cpu").float().eval()
     save_encoder(model, directory)
-    training = training_record(settings, expansion, fingerprint, crops, items, rows, column)
+    training = training_record(settings, expansion, fingerprint, crops, items, rows, column, epochs)
     training["init"] = start.record if start else None
     (directory / TRAINING_JSON).write_text(json.dumps(training, indent=2) + "\n", encoding="utf-8")
     checkpoint.unlink(missing_ok=True)
@@ -204,16 +216,20 @@ def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings
 
 
 def settings_key(settings: PretrainSettings, expansion: TimeExpansion, fingerprint: str,
-                 init_sha256: str | None = None) -> str:
-    fields = {"settings": asdict(settings), "expansion": asdict(expansion), "corpus": fingerprint, "version": __version__}
+                 init_sha256: str | None = None, epochs: int | None = None) -> str:
+    """What the model depends on: the epochs run, not the floor that chose them."""
+    chosen = {name: value for name, value in asdict(settings).items() if name != "min_steps"}
+    fields = {"settings": chosen, "expansion": asdict(expansion), "corpus": fingerprint, "version": __version__}
     if init_sha256:  # absent without --init, so checkpoints of earlier runs keep their key
         fields["init"] = init_sha256
+    if epochs is not None and epochs != settings.epochs:  # likewise absent where the floor changed nothing
+        fields["epochs_run"] = epochs
     text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def training_record(settings: PretrainSettings, expansion: TimeExpansion, fingerprint: str, crops: Crops,
-                    items: Sequence[DatasetItem], rows: list[EpochResult], column: str | None) -> dict:
+                    items: Sequence[DatasetItem], rows: list[EpochResult], column: str | None, epochs: int) -> dict:
     """How the model was trained: what bat-w2v-kmeans must reproduce to feed it the same audio."""
     last = {row.iteration: row for row in rows}
     return {
@@ -232,7 +248,7 @@ def training_record(settings: PretrainSettings, expansion: TimeExpansion, finger
         "model_audio_seconds": round(crops.model_seconds, 3),
         "crops": len(crops),
         "iterations": settings.iterations,
-        "epochs_per_iteration": settings.epochs,
+        "epochs_per_iteration": epochs,  # settings.epochs, or more to reach settings.min_steps
         "settings": asdict(settings) | {"target_layer": settings.target_layer},
         "held_back_masked_accuracy": {str(i): round(r.held_accuracy, 4) for i, r in last.items()},
         "held_back_chance_accuracy": {str(i): round(r.chance_accuracy, 4) for i, r in last.items()},

@@ -45,6 +45,7 @@ class EpochResult:
     chance_accuracy: float  # the most frequent target's share of the held-back masked frames
     masked_frames: int
     seconds: float
+    epochs: int = 0  # of this iteration (the settings' epochs, raised to reach the minimum steps)
 
 
 @dataclass
@@ -166,7 +167,7 @@ def run_epochs(stage: Stage, train: Crops, held: Crops, settings: TrainSettings,
         train_loss = train_epoch(stage, train, settings, iteration, epoch, device)
         held_loss, accuracy, chance, count = evaluate(stage, held, settings, device)
         after_epoch(EpochResult(iteration, epoch, train_loss, held_loss, accuracy, chance, count,
-                                time.perf_counter() - started))
+                                time.perf_counter() - started, settings.epochs))
 
 
 def learning_rate(step: int, total_steps: int, settings: TrainSettings) -> float:
