@@ -76,7 +76,8 @@ def pretrained(dataset: Dataset, work: Path, settings: PretrainSettings) -> tupl
     """A pretrained (on ``dataset``) and a random-weight folder for ``settings.seed``; the pretraining throughput."""
     trained = pretrain(dataset, work / f"hubert_s{settings.seed}", settings, device=resolve_device("auto"), options=QUIET)
     epoch_seconds = sum(row.seconds for row in trained.rows)
-    throughput = trained.training["model_audio_seconds"] * settings.epochs * settings.iterations / epoch_seconds
+    throughput = (trained.training["model_audio_seconds"] * trained.training["epochs_per_iteration"] * settings.iterations
+                  / epoch_seconds)
     accuracy = {int(i): a for i, a in trained.training["held_back_masked_accuracy"].items()}
     chance = {int(i): c for i, c in trained.training["held_back_chance_accuracy"].items()}
     print(f"  seed {settings.seed} on {dataset.paths.root.name}: {trained.crops} crops, {epoch_seconds:.0f} s of epochs, "
