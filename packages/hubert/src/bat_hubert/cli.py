@@ -58,9 +58,10 @@ def _pretrain(args: argparse.Namespace) -> int:
     directory = Path(args.model) if args.model else ProjectPaths.for_root(args.root, args.derived).models_dir / DEFAULT_MODEL_NAME
     size = ModelSize(hidden_size=args.hidden_size, layers=args.layers, heads=args.heads,
                      intermediate_size=args.intermediate_size, conv_channels=args.conv_channels)
-    settings = PretrainSettings(iterations=args.iterations, epochs=args.epochs, min_steps=args.min_steps, size=size, clusters=tuple(args.clusters),
-                                crop_seconds=args.crop_seconds, max_crops=args.max_crops, batch_size=args.batch_size,
-                                learning_rate=args.learning_rate, layer=args.target_layer, seed=args.seed)
+    settings = PretrainSettings(iterations=args.iterations, epochs=args.epochs, min_steps=args.min_steps, size=size,
+                                clusters=tuple(args.clusters), crop_seconds=args.crop_seconds, max_crops=args.max_crops,
+                                batch_size=args.batch_size, learning_rate=args.learning_rate, layer=args.target_layer,
+                                seed=args.seed)
 
     def said(row) -> None:
         if not args.quiet:

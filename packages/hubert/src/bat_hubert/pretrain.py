@@ -50,7 +50,7 @@ from bat_hubert.defaults import (
 )
 from bat_hubert.model import InitWeights, ModelSize, load_init, new_model, read_init, save_encoder
 from bat_hubert.targets import cluster_targets, log_mel_frames, mel_filters, pnmi
-from bat_hubert.train import EpochResult, Stage, TrainSettings, new_stage, run_epochs
+from bat_hubert.train import EpochResult, Stage, TrainSettings, new_stage, run_epochs, steps
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class PretrainSettings:
 
     def epochs_for(self, train_crops: int) -> int:
         """``epochs``, or more where ``train_crops`` give too few steps for ``min_steps`` per iteration."""
-        per_epoch = max(1, -(-train_crops // self.batch_size))
+        per_epoch = max(1, steps(train_crops, self.batch_size))
         return max(self.epochs, -(-self.min_steps // per_epoch))
 
     def train(self) -> TrainSettings:
@@ -152,7 +152,7 @@ def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings
     if epochs > settings.epochs:
         log.warning("%d training crops make %d steps per epoch: %d epochs per iteration instead of %d, for the %d "
                     "steps an iteration needs to learn anything (--min-steps)", len(train),
-                    -(-len(train) // settings.batch_size), epochs, settings.epochs, settings.min_steps)
+                    steps(len(train), settings.batch_size), epochs, settings.epochs, settings.min_steps)
     key = settings_key(settings, expansion, fingerprint, start.record["model_sha256"] if start else None, epochs)
 
     resumed_at = (0, 0)

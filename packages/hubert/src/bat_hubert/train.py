@@ -108,7 +108,7 @@ def train_epoch(stage: Stage, crops: Crops, settings: TrainSettings, iteration: 
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     order = torch.randperm(len(crops), generator=torch.Generator().manual_seed(seed)).numpy()
-    steps_per_epoch = _steps(len(crops), settings.batch_size)
+    steps_per_epoch = steps(len(crops), settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
     stage.model.train()
     stage.head.train()
@@ -178,7 +178,8 @@ def learning_rate(step: int, total_steps: int, settings: TrainSettings) -> float
     return settings.learning_rate * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
 
-def _steps(count: int, batch_size: int) -> int:
+def steps(count: int, batch_size: int) -> int:
+    """Optimiser steps in one epoch over ``count`` crops (the last batch may be short)."""
     return (count + batch_size - 1) // batch_size
 
 
