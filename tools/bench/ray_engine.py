@@ -214,16 +214,14 @@ def gpu(args, tmp: Path) -> None:
 
 
 def batches(args, tmp: Path) -> None:
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
     from bat_core.ray_engine import call_order
+    from bat_core.testing import make_tiny_speech_encoder
     from bat_w2v_kmeans import SpeechEncoder
     from bat_w2v_kmeans.encoder import GPU_BATCH_PIECES, GPU_BATCH_SECONDS
 
     root = build_corpus(tmp / "corpus", 3 * args.files)
-    model_dir = tmp / "wav2vec2-one-layer"  # base's frame and rate; only the windows' lengths matter here
-    Wav2Vec2Model(Wav2Vec2Config(num_hidden_layers=1)).save_pretrained(model_dir)
-    Wav2Vec2FeatureExtractor(return_attention_mask=False).save_pretrained(model_dir)
+    # base's frame (320 samples) and rate, so base's windows: only their lengths matter here
+    model_dir = make_tiny_speech_encoder(tmp / "tiny", attention_mask=False)
     encoder = SpeechEncoder.from_pretrained(model_dir, device="cpu", batch_size=GPU_BATCH_PIECES,
                                             max_batch_seconds=GPU_BATCH_SECONDS)
     local = len(runner_batches(root, encoder, 15.0))
