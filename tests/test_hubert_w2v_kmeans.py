@@ -7,7 +7,7 @@ from bat_hubert.cli import main as bat_hubert
 from bat_w2v_kmeans.cli import main as bat_w2v_kmeans
 
 TINY = ["--layers", "2", "--hidden-size", "32", "--heads", "2", "--intermediate-size", "64", "--conv-channels", "16",
-        "--clusters", "8", "12", "--epochs", "1", "--min-steps", "0", "--num-workers", "0", "-q"]
+        "--clusters", "8", "12", "--epochs", "1", "--min-steps", "0", "--frontend-steps", "10", "--num-workers", "0", "-q"]
 
 
 def test_w2v_kmeans_tokenizes_the_demo_corpus_with_a_bat_hubert_encoder(tmp_path):

@@ -55,6 +55,7 @@ from bat_core.testing import find_shared_bats
 from bat_hubert.defaults import (
     CLUSTERS,
     EPOCHS,
+    FRONTEND_STEPS,
     ITERATIONS,
     LEARNING_RATE,
     MASK_LENGTH,
@@ -217,6 +218,8 @@ def main() -> None:
                           f"(default: {' '.join(map(str, CLUSTERS))})")
     training.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help=f"(default: {LEARNING_RATE:g})")
     training.add_argument("--mask-prob", type=float, default=MASK_PROB, help=f"(default: {MASK_PROB:g})")
+    training.add_argument("--frontend-steps", type=int, default=FRONTEND_STEPS, help="iteration 0's steps (0: none; "
+                          f"default: {FRONTEND_STEPS})")
     training.add_argument("--mask-length", type=int, default=MASK_LENGTH, help=f"(default: {MASK_LENGTH})")
     args = parser.parse_args()
     shared = find_shared_bats()
@@ -242,7 +245,7 @@ def main() -> None:
             settings = PretrainSettings(epochs=epochs[name], min_steps=args.min_steps, max_crops=args.max_crops, seed=seed,
                                         layer=args.target_layer, clusters=tuple(args.clusters),
                                         learning_rate=args.learning_rate, mask_prob=args.mask_prob,
-                                        mask_length=args.mask_length)
+                                        mask_length=args.mask_length, frontend_steps=args.frontend_steps)
             trained, random, throughput = pretrained(corpus, work / "models" / name, settings)
             encoders[name][seed] = (trained, random)
             if name == "bats":

@@ -16,7 +16,7 @@ from bat_hubert.model import ModelSize
 from bat_hubert.pretrain import PretrainSettings, pretrain
 
 TINY_SETTINGS = PretrainSettings(iterations=2, epochs=2, min_steps=0, size=ModelSize(32, 2, 2, 64, 16),
-                                 clusters=(8, 12))
+                                 clusters=(8, 12), frontend_steps=10)
 QUIET = RunOptions(workers=0, show_progress=False)
 
 
@@ -36,10 +36,12 @@ def test_pretrain_cli_saves_a_folder_transformers_loads(demo_root, tiny, capsys)
     assert len(training["corpus_fingerprint"]) == 16
     with open(model_dir / "pretrain_log.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [(r["iteration"], r["epoch"], r["clusters"]) for r in rows] == [("1", "1", "8"), ("1", "2", "8"),
+    assert [(r["iteration"], r["epoch"], r["clusters"]) for r in rows] == [("0", "1", ""), ("1", "1", "8"), ("1", "2", "8"),
                                                                           ("2", "1", "12"), ("2", "2", "12")]
-    assert all(0 <= float(r["held_masked_accuracy"]) <= 1 and r["label_column"] == "call_type" for r in rows)
-    assert 0 < float(rows[0]["targets_pnmi"]) <= 1
+    assert 0 < float(rows[0]["held_loss"]) and rows[0]["held_masked_accuracy"] == ""  # iteration 0: log-mel regression
+    assert all(0 <= float(r["held_masked_accuracy"]) <= 1 and r["label_column"] == "call_type" for r in rows[1:])
+    assert 0 < float(rows[1]["targets_pnmi"]) <= 1
+    assert training["frontend_held_back_error"] == round(float(rows[0]["held_loss"]), 4)
     assert not (model_dir / "pretrain_checkpoint.safetensors").exists()
 
     assert main(["pretrain", "--root", str(demo_root), *tiny]) == 2  # an existing model is kept
@@ -72,7 +74,7 @@ def test_resume_ends_with_the_weights_of_an_uninterrupted_run(demo_root, tmp_pat
     assert expected.keys() == got.keys()
     assert all(torch.equal(expected[key], got[key]) for key in expected)
     with open(resumed.directory / "pretrain_log.csv", newline="") as handle:
-        assert len(list(csv.DictReader(handle))) == 4
+        assert len(list(csv.DictReader(handle))) == 5  # iteration 0's row, then the 4 epochs' rows
 
 
 def test_resume_refuses_other_settings(demo_root, tmp_path):

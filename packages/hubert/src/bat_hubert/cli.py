@@ -35,6 +35,7 @@ from bat_hubert.defaults import (
     CROP_SECONDS,
     DEFAULT_MODEL_NAME,
     EPOCHS,
+    FRONTEND_STEPS,
     HEADS,
     HIDDEN_SIZE,
     INTERMEDIATE_SIZE,
@@ -61,7 +62,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     settings = PretrainSettings(iterations=args.iterations, epochs=args.epochs, min_steps=args.min_steps, size=size,
                                 clusters=tuple(args.clusters), crop_seconds=args.crop_seconds, max_crops=args.max_crops,
                                 batch_size=args.batch_size, learning_rate=args.learning_rate, layer=args.target_layer,
-                                seed=args.seed)
+                                frontend_steps=args.frontend_steps, seed=args.seed)
 
     def said(row) -> None:
         if not args.quiet:
@@ -89,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   "own bat recordings; bat-w2v-kmeans --model DIR then tokenizes with it.")
     pretrain = add_command(commands, "pretrain", help="pretrain an encoder on the project's recordings",
                            description="Masked prediction of k-means units (log-mel frames, then a middle layer) on "
-                                       "crops of the time-expanded recordings; saves a transformers HubertModel folder.")
+                                       "crops of the time-expanded recordings, after the convolutions have learnt to "
+                                       "regress each frame's log-mel (iteration 0); saves a transformers HubertModel "
+                                       "folder.")
     add_common_arguments(pretrain, batch_size=BATCH_SIZE, seed=True, shard_option=False, tag_option=False)
     add_time_expansion_arguments(pretrain)
     add_segments_arguments(pretrain)
@@ -108,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"optimiser steps an iteration takes at least: --epochs is raised where the corpus is too "
                           f"small to give them (the 24-file demo at 3 epochs, 84 steps, learnt nothing; default: "
                           f"{MIN_STEPS}; 0: exactly --epochs)")
+    run.add_argument("--frontend-steps", type=non_negative_int, default=FRONTEND_STEPS, metavar="N",
+                     help="iteration 0: optimiser steps in which the convolutions learn to regress each frame's "
+                          "log-mel before masked prediction starts (masked prediction alone left them no better than "
+                          f"random ones at telling calls from background; default: {FRONTEND_STEPS}; 0: none; "
+                          "skipped with --init)")
     run.add_argument("--clusters", type=positive_int, nargs="+", default=list(CLUSTERS), metavar="K",
                      help=f"k-means units per iteration, the last repeated (default: {' '.join(map(str, CLUSTERS))})")
     run.add_argument("--target-layer", type=positive_int, default=None,

@@ -1,8 +1,9 @@
 """``pretrain``: the HuBERT recipe on a project's own recordings, as a library function.
 
-Crops of the corpus (bat-core's runner, as bat-w2v-kmeans reads it) -> iteration 1: masked
-prediction of k-means units of log-mel frames -> iteration 2..: units of a middle layer of the
-model so far -> the model saved as a transformers folder, with a JSON of how it was trained.
+Crops of the corpus (bat-core's runner, as bat-w2v-kmeans reads it) -> iteration 0: the convolutions
+regress each frame's log-mel (``frontend``) -> iteration 1: masked prediction of k-means units of log-mel
+frames -> iteration 2..: units of a middle layer of the model so far -> the model saved as a transformers
+folder, with a JSON of how it was trained.
 
 Unlike fairseq, which trains every iteration from scratch, iteration 2 continues from iteration 1's
 weights with a new head: half the compute for the same budget, which is what lets the default finish
@@ -35,6 +36,8 @@ from bat_hubert.defaults import (
     CLUSTERS,
     CROP_SECONDS,
     EPOCHS,
+    FRONTEND_LEARNING_RATE,
+    FRONTEND_STEPS,
     HELD_BACK_FRACTION,
     ITERATIONS,
     LEARNING_RATE,
@@ -48,6 +51,7 @@ from bat_hubert.defaults import (
     SAMPLES_PER_FRAME,
     TRAINING_JSON,
 )
+from bat_hubert.frontend import FrontendResult, train_frontend
 from bat_hubert.model import InitWeights, ModelSize, load_init, new_model, read_init, save_encoder
 from bat_hubert.targets import cluster_targets, log_mel_frames, mel_filters, pnmi
 from bat_hubert.train import EpochResult, Stage, TrainSettings, new_stage, run_epochs, steps
@@ -79,6 +83,7 @@ class PretrainSettings:
     mask_prob: float = MASK_PROB
     mask_length: int = MASK_LENGTH
     mels: int = MELS
+    frontend_steps: int = FRONTEND_STEPS  # iteration 0's steps (0: none; skipped with ``init``)
     layer: int | None = None  # the layer whose features later iterations cluster (None: the middle one)
     seed: int = 0
 
@@ -106,6 +111,7 @@ class PretrainResult:
     crops: int
     failures: dict[str, str]
     training: dict
+    frontend: FrontendResult | None = None
 
 
 def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings = PretrainSettings(),
@@ -174,6 +180,15 @@ def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings
     if start is not None:
         load_init(model, start)
     model = model.to(device)
+    frontend = None
+    if settings.frontend_steps and start is None and resumed_at == (0, 0):  # a checkpoint holds its result
+        frontend = train_frontend(model, train, held, settings.frontend_steps, settings.batch_size,
+                                  FRONTEND_LEARNING_RATE, settings.mels, settings.seed, device)
+        log.info("iteration 0: the convolutions regress each frame's log-mel, %d steps: held-back error %.3f of each "
+                 "band's variance, %.0f s", frontend.steps, frontend.held_loss, frontend.seconds)
+        with open(log_path, "a", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerow([0, 1, "", f"{frontend.train_loss:.4f}", f"{frontend.held_loss:.4f}", "", "",
+                                         frontend.held_frames, "", "", f"{frontend.seconds:.1f}"])
     rows: list[EpochResult] = []
     train_settings = replace(settings.train(), epochs=epochs)
     for iteration in range(1, settings.iterations + 1):
@@ -210,9 +225,11 @@ def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings
     save_encoder(model, directory)
     training = training_record(settings, expansion, fingerprint, crops, items, rows, column, epochs)
     training["init"] = start.record if start else None
+    if frontend is not None:
+        training["frontend_held_back_error"] = round(frontend.held_loss, 4)
     (directory / TRAINING_JSON).write_text(json.dumps(training, indent=2) + "\n", encoding="utf-8")
     checkpoint.unlink(missing_ok=True)
-    return PretrainResult(directory, rows, len(crops), crops.failures, training)
+    return PretrainResult(directory, rows, len(crops), crops.failures, training, frontend)
 
 
 def settings_key(settings: PretrainSettings, expansion: TimeExpansion, fingerprint: str,
