@@ -182,10 +182,11 @@ def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings
     model = model.to(device)
     frontend = None
     if settings.frontend_steps and start is None and resumed_at == (0, 0):  # a checkpoint holds its result
+        log.info("iteration 0: the convolutions learn to regress each frame's log-mel (%d steps)", settings.frontend_steps)
         frontend = train_frontend(model, train, held, settings.frontend_steps, settings.batch_size,
                                   FRONTEND_LEARNING_RATE, settings.mels, settings.seed, device)
-        log.info("iteration 0: the convolutions regress each frame's log-mel, %d steps: held-back error %.3f of each "
-                 "band's variance, %.0f s", frontend.steps, frontend.held_loss, frontend.seconds)
+        log.info("iteration 0 done: held-back error %.3f of each band's variance (1.0: the band's mean), %.0f s",
+                 frontend.held_loss, frontend.seconds)
         with open(log_path, "a", newline="", encoding="utf-8") as handle:
             csv.writer(handle).writerow([0, 1, "", f"{frontend.train_loss:.4f}", f"{frontend.held_loss:.4f}", "", "",
                                          frontend.held_frames, "", "", f"{frontend.seconds:.1f}"])
