@@ -41,7 +41,7 @@ def test_pretrain_cli_saves_a_folder_transformers_loads(demo_root, tiny, capsys)
     assert 0 < float(rows[0]["held_loss"]) and rows[0]["held_masked_accuracy"] == ""  # iteration 0: log-mel regression
     assert all(0 <= float(r["held_masked_accuracy"]) <= 1 and r["label_column"] == "call_type" for r in rows[1:])
     assert 0 < float(rows[1]["targets_pnmi"]) <= 1
-    assert training["frontend_held_back_error"] == round(float(rows[0]["held_loss"]), 4)
+    assert training["frontend"] == {"steps_run": 10, "held_back_error": round(float(rows[0]["held_loss"]), 4)}
     assert not (model_dir / "pretrain_checkpoint.safetensors").exists()
 
     assert main(["pretrain", "--root", str(demo_root), *tiny]) == 2  # an existing model is kept
@@ -75,6 +75,7 @@ def test_resume_ends_with_the_weights_of_an_uninterrupted_run(demo_root, tmp_pat
     assert all(torch.equal(expected[key], got[key]) for key in expected)
     with open(resumed.directory / "pretrain_log.csv", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 5  # iteration 0's row, then the 4 epochs' rows
+    assert resumed.training["frontend"] == whole.training["frontend"]  # iteration 0's error read back from the log
 
 
 def test_resume_refuses_other_settings(demo_root, tmp_path):
@@ -154,6 +155,8 @@ def test_init_starts_from_the_saved_weights_and_refuses_another_architecture(dem
     assert record["model_sha256"] == hashlib.sha256((first / "model.safetensors").read_bytes()).hexdigest()
     assert record["corpus_fingerprint"] == json.loads((first / "bat_hubert_training.json").read_text())["corpus_fingerprint"]
     assert json.loads((first / "bat_hubert_training.json").read_text())["init"] is None
+    assert json.loads((second / "bat_hubert_training.json").read_text())["frontend"] == {"steps_run": 0,
+                                                                                      "held_back_error": None}
     capsys.readouterr()
 
     assert main([*common, "--model", str(tmp_path / "third"), "--init", str(first), "--layers", "3"]) == 2

@@ -32,9 +32,9 @@ WARMUP_FRACTION = 0.1
 # Targets: iteration 1 clusters log-mel frames, later iterations a middle layer's features (fairseq HuBERT:
 # 100 clusters of MFCC, then 500 of layer 6 of 12).
 MELS = 40
-# Iteration 0 (frontend.py): the convolutions regress each frame's log-mel first. On shared/bats 400 steps (73 s
-# on one thread) took the front-end's held-back error to ~0.1-0.2 of each band's variance, and its features from
-# a 0.61 to a 0.73 call-vs-background probe (random convolutions: 0.59; BENCHMARKS.md, "Iteration 0").
+# Iteration 0 (frontend.py): the convolutions regress each frame's log-mel first. On shared/bats 400 steps (73-80 s
+# on one thread) took the front-end's held-back error to 0.20 of each band's variance, and its features from a
+# 0.61 to a 0.73 call-vs-background probe (random convolutions: 0.59; BENCHMARKS.md, "Iteration 0").
 FRONTEND_STEPS = 400
 FRONTEND_LEARNING_RATE = 1e-3
 CLUSTERS = (50, 100)  # per iteration; the last repeats for further iterations

@@ -38,8 +38,9 @@ def train_frontend(model, train: Crops, held: Crops, steps: int, batch_size: int
     started = time.perf_counter()
     filters = mel_filters(mels).to(device)
     mean, std = _statistics(train, filters, device)
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + 7)
-    torch.manual_seed(seed * 1_000_003 + 7)
+    stage_seed = (seed * 1_000_003 + 7) % 2**62  # as train's epoch seeds: any --seed stays in range
+    generator = torch.Generator().manual_seed(stage_seed)
+    torch.manual_seed(stage_seed)
     head = torch.nn.Linear(model.config.conv_dim[-1], mels).to(device)
     parameters = [*model.feature_extractor.parameters(), *head.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.01)
@@ -47,12 +48,13 @@ def train_frontend(model, train: Crops, held: Crops, steps: int, batch_size: int
     losses = []
     for _ in range(steps):
         rows = torch.randperm(len(train), generator=generator)[:batch_size].numpy()
-        loss, _ = _loss(model, head, train, rows, filters, mean, std, device)
+        loss, count = _loss(model, head, train, rows, filters, mean, std, device)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, 10.0)
-        optimizer.step()
-        losses.append(float(loss.detach()))
+        if count:  # a batch of padding only moves nothing (weight decay included)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 10.0)
+            optimizer.step()
+            losses.append(float(loss.detach()))
     model.feature_extractor.eval()
     total, frames = 0.0, 0
     with torch.inference_mode():
@@ -62,6 +64,15 @@ def train_frontend(model, train: Crops, held: Crops, steps: int, batch_size: int
             total, frames = total + float(loss) * count, frames + count
     return FrontendResult(steps, float(np.mean(losses[-50:])) if losses else float("nan"),
                           total / frames if frames else float("nan"), frames, time.perf_counter() - started)
+
+
+def frontend_record(steps: int, result: FrontendResult | None, logged_error: float | None) -> dict:
+    """What the training JSON says of iteration 0: the steps run (0 when skipped: ``--init``, or none asked) and
+    the held-back error, from this run or, after ``--resume``, from the log's iteration-0 row."""
+    error = result.held_loss if result is not None else logged_error
+    ran = result is not None or logged_error is not None
+    return {"steps_run": steps if ran else 0,
+            "held_back_error": round(error, 4) if error is not None and np.isfinite(error) else None}
 
 
 def _valid_frames(crops: Crops, rows: np.ndarray, frames: int, device: torch.device) -> torch.Tensor:

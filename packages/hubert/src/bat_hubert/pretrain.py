@@ -51,7 +51,7 @@ from bat_hubert.defaults import (
     SAMPLES_PER_FRAME,
     TRAINING_JSON,
 )
-from bat_hubert.frontend import FrontendResult, train_frontend
+from bat_hubert.frontend import FrontendResult, frontend_record, train_frontend
 from bat_hubert.model import InitWeights, ModelSize, load_init, new_model, read_init, save_encoder
 from bat_hubert.targets import cluster_targets, log_mel_frames, mel_filters, pnmi
 from bat_hubert.train import EpochResult, Stage, TrainSettings, new_stage, run_epochs, steps
@@ -84,6 +84,7 @@ class PretrainSettings:
     mask_length: int = MASK_LENGTH
     mels: int = MELS
     frontend_steps: int = FRONTEND_STEPS  # iteration 0's steps (0: none; skipped with ``init``)
+    frontend_learning_rate: float = FRONTEND_LEARNING_RATE
     layer: int | None = None  # the layer whose features later iterations cluster (None: the middle one)
     seed: int = 0
 
@@ -184,7 +185,7 @@ def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings
     if settings.frontend_steps and start is None and resumed_at == (0, 0):  # a checkpoint holds its result
         log.info("iteration 0: the convolutions learn to regress each frame's log-mel (%d steps)", settings.frontend_steps)
         frontend = train_frontend(model, train, held, settings.frontend_steps, settings.batch_size,
-                                  FRONTEND_LEARNING_RATE, settings.mels, settings.seed, device)
+                                  settings.frontend_learning_rate, settings.mels, settings.seed, device)
         log.info("iteration 0 done: held-back error %.3f of each band's variance (1.0: the band's mean), %.0f s",
                  frontend.held_loss, frontend.seconds)
         with open(log_path, "a", newline="", encoding="utf-8") as handle:
@@ -226,8 +227,8 @@ def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings
     save_encoder(model, directory)
     training = training_record(settings, expansion, fingerprint, crops, items, rows, column, epochs)
     training["init"] = start.record if start else None
-    if frontend is not None:
-        training["frontend_held_back_error"] = round(frontend.held_loss, 4)
+    training["frontend"] = frontend_record(settings.frontend_steps, frontend,
+                                           _logged_frontend_error(log_path) if resume else None)
     (directory / TRAINING_JSON).write_text(json.dumps(training, indent=2) + "\n", encoding="utf-8")
     checkpoint.unlink(missing_ok=True)
     return PretrainResult(directory, rows, len(crops), crops.failures, training, frontend)
@@ -277,6 +278,13 @@ def training_record(settings: PretrainSettings, expansion: TimeExpansion, finger
 def _mel_features(mels: int):
     filters = mel_filters(mels)
     return lambda audio, valid: log_mel_frames(audio, filters)
+
+
+def _logged_frontend_error(log_path: Path) -> float | None:
+    """Iteration 0's held-back error from the log of the run being resumed (None: it did not run)."""
+    with open(log_path, newline="", encoding="utf-8") as handle:
+        row = next((row for row in csv.DictReader(handle) if row["iteration"] == "0"), None)
+    return float(row["held_loss"]) if row is not None else None
 
 
 def _layer_features(model, layer: int, device: torch.device):
