@@ -26,6 +26,7 @@ evaluated as held back).
     python tools/bench/hubert_tokens.py --seeds 3 4 5 --layers 1 2 3       # more seeds, more layers
     python tools/bench/hubert_tokens.py --tasks a --pretrain-on task --demo-epochs 3 --min-steps 0  # 3 epochs
     python tools/bench/hubert_tokens.py --tasks b --boxes D/segments/batdetect2-HASH.parquet --background-per-call 1
+    python tools/bench/hubert_tokens.py --segments ...   # encoders pretrained on their corpus's detected calls
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from pathlib import Path
 import numpy as np
 from call_windows import link_corpus, read_boxes, span, windows
 
+from bat_core.calls import DEFAULT_CONTEXT_S, CallSelection, load_selection, resolve_segments
+from bat_core.cli import main as core_main
 from bat_core.dataset import Dataset
 from bat_core.demo import write_demo_corpus
 from bat_core.device import resolve_device
@@ -73,9 +76,12 @@ DEMO_EPOCHS = 10  # what the README's main command and tools/demo.sh pretrain th
 K = 64  # as many codes as the MFCC + k-means baseline
 
 
-def pretrained(dataset: Dataset, work: Path, settings: PretrainSettings) -> tuple[Path, Path, float]:
-    """A pretrained (on ``dataset``) and a random-weight folder for ``settings.seed``; the pretraining throughput."""
-    trained = pretrain(dataset, work / f"hubert_s{settings.seed}", settings, device=resolve_device("auto"), options=QUIET)
+def pretrained(dataset: Dataset, work: Path, settings: PretrainSettings,
+               calls: CallSelection | None = None) -> tuple[Path, Path, float]:
+    """A pretrained (on ``dataset``, or its ``calls``) and a random-weight folder for ``settings.seed``; the
+    pretraining throughput."""
+    trained = pretrain(dataset, work / f"hubert_s{settings.seed}", settings, device=resolve_device("auto"), options=QUIET,
+                       calls=calls)
     epoch_seconds = sum(row.seconds for row in trained.rows)
     throughput = (trained.training["model_audio_seconds"] * trained.training["epochs_per_iteration"] * settings.iterations
                   / epoch_seconds)
@@ -87,6 +93,13 @@ def pretrained(dataset: Dataset, work: Path, settings: PretrainSettings) -> tupl
     random = work / f"random_s{settings.seed}"
     save_encoder(new_model(settings.size, settings.seed).eval(), random)  # no training record: same auto expansion
     return trained.directory, random, throughput
+
+
+def detected_calls(dataset: Dataset) -> CallSelection:
+    """The calls bat-core's detector finds in ``dataset`` (what `--segments detected` reads), 5 ms of context each side."""
+    if core_main(["segment", "--root", str(dataset.paths.root), "-q"]) != 0:
+        raise SystemExit(f"bat-core segment failed on {dataset.paths.root}")
+    return load_selection(resolve_segments("detected", dataset.paths), DEFAULT_CONTEXT_S)
 
 
 def tokenize(root: Path, derived: Path, model: Path, layer: int, tag: str, seed: int) -> None:
@@ -202,6 +215,9 @@ def main() -> None:
                         "both; shared/bats is pretrained on only when a row needs it)")
     parser.add_argument("--boxes", type=Path, default=None, help="(b): boxes from this table in calls.csv's layout "
                         "(csv, or bat-core segment's parquet) instead of shared/bats/calls.csv (3 recordings)")
+    parser.add_argument("--segments", action="store_true", help="pretrain each encoder on its corpus's calls (with 5 ms "
+                        "of context each side), as `bat-hubert pretrain --segments detected` after `bat-core segment` "
+                        "(bat-core's detector, not the boxes (b) evaluates), instead of on whole recordings")
     parser.add_argument("--background-per-call", type=int, default=None, help="(b): at most this many background "
                         "windows per call window in each recording, evenly spaced (default: every one)")
     training = parser.add_argument_group("pretraining (bat-hubert's defaults unless given)")
@@ -234,19 +250,22 @@ def main() -> None:
         epochs = {"bats": args.epochs, "demo": args.demo_epochs}
         print("pretraining on " + " and ".join(f"{SOURCES[name]} ({epochs[name]} epochs x {ITERATIONS} iterations)"
                                                for name in sorted(wanted))
+              + (", on their detected calls only" if args.segments else "")
               + f", at least {args.min_steps} steps per iteration", flush=True)
         dataset = link_corpus(shared, work)
         demo_root = write_demo_corpus(work / "demo")
         corpora = {name: corpus for name, corpus in (("bats", dataset), ("demo", Dataset.from_root(demo_root)))
                    if name in wanted}
         encoders: Encoders = {name: {} for name in corpora}
+        calls = {name: detected_calls(corpus) if args.segments else None for name, corpus in corpora.items()}
         speeds = []
         for (name, corpus), seed in product(corpora.items(), args.seeds):
             settings = PretrainSettings(epochs=epochs[name], min_steps=args.min_steps, max_crops=args.max_crops, seed=seed,
                                         layer=args.target_layer, clusters=tuple(args.clusters),
                                         learning_rate=args.learning_rate, mask_prob=args.mask_prob,
                                         mask_length=args.mask_length, frontend_steps=args.frontend_steps)
-            trained, random, throughput = pretrained(corpus, work / "models" / name, settings)
+            trained, random, throughput = pretrained(corpus, work / "models" / name, settings,
+                                                     calls[name])
             encoders[name][seed] = (trained, random)
             if name == "bats":
                 speeds.append(throughput)
