@@ -63,6 +63,10 @@ def test_encoded_bounds_add_context_and_widen_with_real_audio_never_past_the_fil
         encoded_bounds(CallSpan(3, 1.5, 1.6), 1000, 1000, 0.0, need=1)
     with pytest.raises(AudioError, match="shorter than the model's shortest input"):
         encoded_bounds(CallSpan(4, 0.0, 0.001), 1000, 30, 0.0, need=40)
+    # a clip shorter than the widening but holding the shortest input is taken whole (the strategy pads it)
+    assert encoded_bounds(CallSpan(5, 0.010, 0.012), 1000, 30, 0.0, need=40, least=20) == (0, 30)
+    with pytest.raises(AudioError, match=r"shortest input \(20\.00 ms"):
+        encoded_bounds(CallSpan(6, 0.0, 0.001), 1000, 15, 0.0, need=40, least=20)
 
 
 def test_selection_numbers_calls_per_file_and_refuses_what_is_not_a_call_table(tmp_path):

@@ -129,6 +129,30 @@ def test_pretrain_on_calls_only_reads_the_calls_and_records_the_table(demo_root,
     assert main([*common, "--model", str(tmp_path / "x"), "--context-ms", "3"]) == 2  # --context-ms needs --segments
 
 
+def test_calls_of_clips_shorter_than_a_crop_are_taken_whole_and_padded(tmp_path):
+    """A corpus of one-call clips (20 ms at 384 kHz, 0.3 s of model audio, under the 0.5 s crop) trains in per-call
+    mode as in whole-recording mode; a clip under the convolutions' one-frame input is still a failure."""
+    import numpy as np
+
+    from bat_core.calls import load_selection
+    from bat_core.testing import write_project
+    from bat_core.time_expansion import TimeExpansion
+    from bat_hubert.corpus import collect_crops
+
+    rate = 384_000
+    t = np.arange(int(0.020 * rate)) / rate
+    clip = (0.3 * np.sin(2 * np.pi * (60_000 - 1e6 * t) * t)).astype(np.float32)
+    root = write_project(tmp_path / "p", {"clip.wav": (clip, rate), "tiny.wav": (clip[:600], rate)})
+    table = tmp_path / "boxes.csv"
+    table.write_text("File Name,start_time_s,end_time_s\nclip.wav,0.008,0.012\ntiny.wav,0.0002,0.0012\n")
+    items = list(Dataset.from_root(root))
+    crops = collect_crops(items, TimeExpansion(), 0.5, 100, 0, QUIET, load_selection(table, 0.005))
+    assert len(crops) == 1 and crops.file_index.tolist() == [0]
+    assert 0.29 * 16_000 < crops.valid[0] <= 0.31 * 16_000  # the whole clip, the rest of the crop padding
+    assert crops.audio[0, crops.valid[0]:].any() == False  # noqa: E712
+    assert list(crops.failures) == ["tiny.wav"] and "shortest input" in crops.failures["tiny.wav"]
+
+
 def test_init_starts_from_the_saved_weights_and_refuses_another_architecture(demo_root, tiny, tmp_path, monkeypatch,
                                                                               capsys):
     import hashlib

@@ -160,9 +160,11 @@ class Clip:
     conversion: SignalConversion
 
 
-def encoded_bounds(span: CallSpan, sample_rate: int, frames: int, context_s: float, need: int) -> tuple[int, int]:
+def encoded_bounds(span: CallSpan, sample_rate: int, frames: int, context_s: float, need: int,
+                   least: int | None = None) -> tuple[int, int]:
     """Samples ``start:stop`` to encode for a call: its box plus context, widened around its centre with the
-    recording's own audio to ``need`` samples; AudioError if the box is not in the recording."""
+    recording's own audio to ``need`` samples; a recording shorter than that is taken whole when it holds at
+    least ``least`` samples (default: ``need``); AudioError if the box is not in the recording."""
     seconds = frames / sample_rate
     if span.start_s >= seconds:
         raise AudioError(f"call {span.call_index} starts at {span.start_s:.6g} s, at or after the end of the recording "
@@ -171,10 +173,13 @@ def encoded_bounds(span: CallSpan, sample_rate: int, frames: int, context_s: flo
     stop = min(frames, math.ceil((span.end_s + context_s) * sample_rate))
     if stop - start >= need:
         return start, stop
-    if frames < need:
+    least = need if least is None else min(least, need)
+    if frames < least:
         raise AudioError(f"the recording ({1e3 * seconds:.2f} ms) is shorter than the model's shortest input "
-                         f"({1e3 * need / sample_rate:.2f} ms of original audio): a call cannot be encoded without "
+                         f"({1e3 * least / sample_rate:.2f} ms of original audio): a call cannot be encoded without "
                          "zero padding")
+    if frames < need:
+        return 0, frames
     start = min(max(0, (start + stop) // 2 - need // 2), frames - need)
     return start, start + need
 
@@ -187,6 +192,9 @@ class CallPrepare:
     inner: AudioPrepare
     selection: CallSelection
     min_samples: int = 1  # the strategy's shortest input, in samples at the model's rate
+    # widen each call with its recording's audio to this many samples at the model's rate where the recording has
+    # them, and take a shorter recording whole (the strategy pads it): bat-hubert's training crop
+    widen_samples: int = 0
 
     @property
     def piece_bytes(self) -> int:
@@ -198,12 +206,17 @@ class CallPrepare:
         info = audio_info(item.path)
         rate, target, expansion = info.sample_rate, self.inner.target_rate, self.inner.expansion
         probe = SignalConverter(rate, target, expansion)
-        need = math.ceil(self.min_samples * probe.expanded_rate / probe.target_rate) + 2  # soxr rounds the length
+
+        def original(samples: int) -> int:
+            return math.ceil(samples * probe.expanded_rate / probe.target_rate) + 2  # soxr rounds the length
+
+        least = original(self.min_samples)
+        need = max(least, original(self.widen_samples))
         spans = self.selection.spans.get(item.file_name, ())
         worst: SignalConversion | None = None
         encoded = 0
         for position, span in enumerate(spans):
-            start, stop = encoded_bounds(span, rate, info.frames, self.selection.context_s, need)
+            start, stop = encoded_bounds(span, rate, info.frames, self.selection.context_s, need, least)
             converter = SignalConverter(rate, target, expansion)
             blocks = list(converter.stream(read_span(item.path, start, stop)))  # bounded: calls are <= MAX_CALL_S
             conversion = converter.conversion

@@ -71,12 +71,13 @@ def collect_crops(items: Sequence[DatasetItem], expansion: TimeExpansion, crop_s
                   seed: int, options: RunOptions = RunOptions(), calls: CallSelection | None = None) -> Crops:
     """At most ``max_crops`` crops of the corpus (a seeded, order-free choice when there are more). With
     ``calls``, crops of the calls only: each call plus its context, widened with the recording's own audio to
-    at least one crop (``bat_core.calls``)."""
+    at least one crop (``bat_core.calls``); a recording shorter than a crop (a clip of one call) is taken whole
+    and padded, as in whole-recording mode."""
     crop = int(round(crop_seconds * MODEL_RATE))
     sample = HashedSample(max_crops, crop + 2, seed=seed, dtype=np.float32)
     sink = _CropSink(items, sample)
     prepare = AudioPrepare(CropPieces(crop, FRAME_SAMPLES), MODEL_RATE, expansion)
-    run(items, prepare if calls is None else CallPrepare(prepare, calls, min_samples=crop), sink, None,
+    run(items, prepare if calls is None else CallPrepare(prepare, calls, min_samples=FRAME_SAMPLES, widen_samples=crop), sink, None,
         replace(options, description=options.description or "pretrain: crops"))
     rows = sample.sample()
     return Crops(audio=np.ascontiguousarray(rows[:, :crop]), valid=rows[:, crop].astype(np.int64),
