@@ -264,8 +264,7 @@ def main() -> None:
                                         layer=args.target_layer, clusters=tuple(args.clusters),
                                         learning_rate=args.learning_rate, mask_prob=args.mask_prob,
                                         mask_length=args.mask_length, frontend_steps=args.frontend_steps)
-            trained, random, throughput = pretrained(corpus, work / "models" / name, settings,
-                                                     calls[name])
+            trained, random, throughput = pretrained(corpus, work / "models" / name, settings, calls[name])
             encoders[name][seed] = (trained, random)
             if name == "bats":
                 speeds.append(throughput)

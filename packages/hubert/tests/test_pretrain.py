@@ -149,7 +149,7 @@ def test_calls_of_clips_shorter_than_a_crop_are_taken_whole_and_padded(tmp_path)
     crops = collect_crops(items, TimeExpansion(), 0.5, 100, 0, QUIET, load_selection(table, 0.005))
     assert len(crops) == 1 and crops.file_index.tolist() == [0]
     assert 0.29 * 16_000 < crops.valid[0] <= 0.31 * 16_000  # the whole clip, the rest of the crop padding
-    assert crops.audio[0, crops.valid[0]:].any() == False  # noqa: E712
+    assert not crops.audio[0, crops.valid[0]:].any()
     assert list(crops.failures) == ["tiny.wav"] and "shortest input" in crops.failures["tiny.wav"]
 
 

@@ -77,8 +77,9 @@ def collect_crops(items: Sequence[DatasetItem], expansion: TimeExpansion, crop_s
     sample = HashedSample(max_crops, crop + 2, seed=seed, dtype=np.float32)
     sink = _CropSink(items, sample)
     prepare = AudioPrepare(CropPieces(crop, FRAME_SAMPLES), MODEL_RATE, expansion)
-    run(items, prepare if calls is None else CallPrepare(prepare, calls, min_samples=FRAME_SAMPLES, widen_samples=crop), sink, None,
-        replace(options, description=options.description or "pretrain: crops"))
+    if calls is not None:
+        prepare = CallPrepare(prepare, calls, min_samples=FRAME_SAMPLES, widen_samples=crop)
+    run(items, prepare, sink, None, replace(options, description=options.description or "pretrain: crops"))
     rows = sample.sample()
     return Crops(audio=np.ascontiguousarray(rows[:, :crop]), valid=rows[:, crop].astype(np.int64),
                  file_index=rows[:, crop + 1].astype(np.int64), failures=sink.failures,
