@@ -55,6 +55,7 @@ from bat_core.evaluate.representations import discover
 from bat_core.mels import MelConfig, load_mels, mel_rows
 from bat_core.runner import RunOptions
 from bat_core.testing import find_shared_bats
+from bat_core.time_expansion import TimeExpansion
 from bat_hubert.defaults import (
     CLUSTERS,
     EPOCHS,
@@ -76,12 +77,12 @@ DEMO_EPOCHS = 10  # what the README's main command and tools/demo.sh pretrain th
 K = 64  # as many codes as the MFCC + k-means baseline
 
 
-def pretrained(dataset: Dataset, work: Path, settings: PretrainSettings,
+def pretrained(dataset: Dataset, work: Path, settings: PretrainSettings, expansion: TimeExpansion,
                calls: CallSelection | None = None) -> tuple[Path, Path, float]:
     """A pretrained (on ``dataset``, or its ``calls``) and a random-weight folder for ``settings.seed``; the
     pretraining throughput."""
-    trained = pretrain(dataset, work / f"hubert_s{settings.seed}", settings, device=resolve_device("auto"), options=QUIET,
-                       calls=calls)
+    trained = pretrain(dataset, work / f"hubert_s{settings.seed}", settings, expansion, device=resolve_device("auto"),
+                       options=QUIET, calls=calls)
     epoch_seconds = sum(row.seconds for row in trained.rows)
     throughput = (trained.training["model_audio_seconds"] * trained.training["epochs_per_iteration"] * settings.iterations
                   / epoch_seconds)
@@ -91,7 +92,7 @@ def pretrained(dataset: Dataset, work: Path, settings: PretrainSettings,
           f"{throughput:.1f} model-audio-s/s; held-back masked accuracy " + ", ".join(
               f"it{i} {accuracy[i]:.3f} (chance {chance[i]:.3f})" for i in sorted(accuracy)), flush=True)
     random = work / f"random_s{settings.seed}"
-    save_encoder(new_model(settings.size, settings.seed).eval(), random)  # no training record: same auto expansion
+    save_encoder(new_model(settings.size, settings.seed).eval(), random)  # no training record: tokenize() names it
     return trained.directory, random, throughput
 
 
@@ -102,9 +103,10 @@ def detected_calls(dataset: Dataset) -> CallSelection:
     return load_selection(resolve_segments("detected", dataset.paths), DEFAULT_CONTEXT_S)
 
 
-def tokenize(root: Path, derived: Path, model: Path, layer: int, tag: str, seed: int) -> None:
+def tokenize(root: Path, derived: Path, model: Path, layer: int, tag: str, seed: int, expansion: TimeExpansion) -> None:
     code = w2v_main(["run", "--root", str(root), "--derived", str(derived), "--model", str(model), "--layer", str(layer),
-                     "--k", str(K), "--tag", tag, "--seed", str(seed), "--num-workers", "0", "-q"])
+                     "--k", str(K), "--tag", tag, "--seed", str(seed), "--time-expansion", expansion.describe(),
+                     "--num-workers", "0", "-q"])
     if code != 0:
         raise SystemExit(f"bat-w2v-kmeans run --model {model} exited {code}")
 
@@ -126,15 +128,15 @@ def encoder_rows(encoders: Encoders, seed: int, layers: list[int]) -> list[tuple
     return rows
 
 
-def demo_task(root: Path, work: Path, encoders: Encoders, seeds: list[int],
-              layers: list[int]) -> tuple[dict[str, list[float]], float]:
+def demo_task(root: Path, work: Path, encoders: Encoders, seeds: list[int], layers: list[int],
+              expansion: TimeExpansion) -> tuple[dict[str, list[float]], float]:
     dataset = Dataset.from_root(root)
     scores: dict[str, list[float]] = defaultdict(list)
     chance = float("nan")
     for seed in seeds:
         rows = encoder_rows(encoders, seed, layers)
         for _, tag, model, layer in rows:
-            tokenize(root, root / "derived", model, layer, tag, seed)
+            tokenize(root, root / "derived", model, layer, tag, seed, expansion)
         report = evaluate_project(dataset, "call_type", "site", out_dir=work / f"demo_report_s{seed}", examples=0,
                                   seed=seed, options=QUIET)
         evaluated = {row["name"]: row for row in report.rows}
@@ -155,7 +157,7 @@ def window_rows(tokens: dict[str, np.ndarray], per_second: dict[str, float], cut
 
 
 def bats_task(dataset: Dataset, calls: Path, encoders: Encoders, seeds: list[int], layers: list[int],
-              background_per_call: int | None = None):
+              expansion: TimeExpansion, background_per_call: int | None = None):
     """Probe the call and background windows of shared/bats: (scores, chance, the windows described)."""
     boxes = read_boxes(calls)
     files = sorted(boxes)
@@ -171,7 +173,7 @@ def bats_task(dataset: Dataset, calls: Path, encoders: Encoders, seeds: list[int
     chance = float("nan")
     for seed in seeds:
         for name, tag, model, layer in encoder_rows(encoders, seed, layers):
-            tokenize(dataset.paths.root, dataset.paths.derived, model, layer, tag, seed)
+            tokenize(dataset.paths.root, dataset.paths.derived, model, layer, tag, seed, expansion)
             representation = next(r for r in discover(dataset.paths, files) if r.name == f"w2v_kmeans-{tag}")
             tokens = {file: representation.array(file) for file in files}
             vectors = window_rows(tokens, representation.frames_per_second, cut, representation.codebook_size)
@@ -237,6 +239,9 @@ def main() -> None:
     training.add_argument("--frontend-steps", type=int, default=FRONTEND_STEPS, help="iteration 0's steps (0: none; "
                           f"default: {FRONTEND_STEPS})")
     training.add_argument("--mask-length", type=int, default=MASK_LENGTH, help=f"(default: {MASK_LENGTH})")
+    training.add_argument("--time-expansion", type=TimeExpansion.parse, default=TimeExpansion(), metavar="auto|FACTOR",
+                          help="for pretraining and for every tokenization, random weights included; the MFCC baseline "
+                          "keeps bat-core's own (default: auto)")
     args = parser.parse_args()
     shared = find_shared_bats()
     if shared is None:
@@ -251,7 +256,8 @@ def main() -> None:
         print("pretraining on " + " and ".join(f"{SOURCES[name]} ({epochs[name]} epochs x {ITERATIONS} iterations)"
                                                for name in sorted(wanted))
               + (", on their detected calls only" if args.segments else "")
-              + f", at least {args.min_steps} steps per iteration", flush=True)
+              + f", at least {args.min_steps} steps per iteration, time expansion {args.time_expansion.describe()}",
+              flush=True)
         dataset = link_corpus(shared, work)
         demo_root = write_demo_corpus(work / "demo")
         corpora = {name: corpus for name, corpus in (("bats", dataset), ("demo", Dataset.from_root(demo_root)))
@@ -264,20 +270,21 @@ def main() -> None:
                                         layer=args.target_layer, clusters=tuple(args.clusters),
                                         learning_rate=args.learning_rate, mask_prob=args.mask_prob,
                                         mask_length=args.mask_length, frontend_steps=args.frontend_steps)
-            trained, random, throughput = pretrained(corpus, work / "models" / name, settings, calls[name])
+            trained, random, throughput = pretrained(corpus, work / "models" / name, settings, args.time_expansion,
+                                                     calls[name])
             encoders[name][seed] = (trained, random)
             if name == "bats":
                 speeds.append(throughput)
         if "a" in args.tasks:
             print("(a) demo corpus", flush=True)
             demo_scores, demo_chance = demo_task(demo_root, work, {name: encoders[name] for name in demo_sources},
-                                                 args.seeds, args.layers)
+                                                 args.seeds, args.layers, args.time_expansion)
             table("(a) demo corpus: call_type grouped by site", demo_scores, demo_chance)
         if "b" in args.tasks:
             print("(b) shared/bats windows", flush=True)
             bats_scores, bats_chance, described = bats_task(dataset, args.boxes or shared / "calls.csv",
                                                             {"bats": encoders["bats"]}, args.seeds, args.layers,
-                                                            args.background_per_call)
+                                                            args.time_expansion, args.background_per_call)
             table(f"(b) shared/bats: call vs background grouped by recording ({described})", bats_scores, bats_chance)
         if speeds:
             print(f"\npretraining throughput on shared/bats, {torch_device()}: {np.mean(speeds):.1f} +- "
