@@ -58,6 +58,7 @@ from bat_core.testing import find_shared_bats
 from bat_core.time_expansion import TimeExpansion
 from bat_hubert.defaults import (
     CLUSTERS,
+    CROP_SECONDS,
     EPOCHS,
     FRONTEND_STEPS,
     ITERATIONS,
@@ -239,6 +240,8 @@ def main() -> None:
     training.add_argument("--frontend-steps", type=int, default=FRONTEND_STEPS, help="iteration 0's steps (0: none; "
                           f"default: {FRONTEND_STEPS})")
     training.add_argument("--mask-length", type=int, default=MASK_LENGTH, help=f"(default: {MASK_LENGTH})")
+    training.add_argument("--crop-seconds", type=float, default=CROP_SECONDS, help="crop length in seconds of model "
+                          f"audio (default: {CROP_SECONDS:g})")
     training.add_argument("--time-expansion", type=TimeExpansion.parse, default=TimeExpansion(), metavar="auto|FACTOR",
                           help="for pretraining and for every tokenization, random weights included; the MFCC baseline "
                           "keeps bat-core's own (default: auto)")
@@ -269,7 +272,8 @@ def main() -> None:
             settings = PretrainSettings(epochs=epochs[name], min_steps=args.min_steps, max_crops=args.max_crops, seed=seed,
                                         layer=args.target_layer, clusters=tuple(args.clusters),
                                         learning_rate=args.learning_rate, mask_prob=args.mask_prob,
-                                        mask_length=args.mask_length, frontend_steps=args.frontend_steps)
+                                        mask_length=args.mask_length, frontend_steps=args.frontend_steps,
+                                        crop_seconds=args.crop_seconds)
             trained, random, throughput = pretrained(corpus, work / "models" / name, settings, args.time_expansion,
                                                      calls[name])
             encoders[name][seed] = (trained, random)
