@@ -27,6 +27,7 @@ evaluated as held back).
     python tools/bench/hubert_tokens.py --tasks a --pretrain-on task --demo-epochs 3 --min-steps 0  # 3 epochs
     python tools/bench/hubert_tokens.py --tasks b --boxes D/segments/batdetect2-HASH.parquet --background-per-call 1
     python tools/bench/hubert_tokens.py --segments ...   # encoders pretrained on their corpus's detected calls
+    python tools/bench/hubert_tokens.py --time-expansion 30 ...   # finer frames: pretraining and every tokenization
 """
 
 from __future__ import annotations
