@@ -96,3 +96,59 @@ def test_resampling_keeps_duration_and_tone():
     out, conversion = convert_for_model(tone(4_000, 25_000, seconds=1.0), 25_000, 16_000, TimeExpansion.parse("1"))
     assert len(out) == 16_000 and conversion.time_expansion == 1
     assert peak_hz(out, 16_000) == pytest.approx(4_000, abs=2)
+
+
+def band_energy(samples, rate, low, high):
+    power = np.abs(np.fft.rfft(samples)) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
+    return power[(freqs >= low) & (freqs < high)].sum() / power.sum()
+
+
+@pytest.mark.parametrize("rate", [250_000, 384_000, 500_000])
+def test_a_factor_above_auto_low_passes_at_the_band_top_for_every_rate(rate):
+    """x30 at 16 kHz would pass up to 240 kHz, and each recording's Nyquist would decide where the model's band goes
+    empty; above the band's top (120 kHz, model 4 kHz) nothing passes, whatever the rate, and it is recorded."""
+    rng = np.random.default_rng(1)
+    noise = rng.standard_normal(rate // 2).astype(np.float32)
+    out, conversion = convert_for_model(noise, rate, 16_000, TimeExpansion.parse("30"))
+    assert conversion.kept_up_to_hz == 120_000
+    assert band_energy(out, 16_000, 4_100, 8_000) < 1e-4  # nothing above 123 kHz of the recording
+    assert band_energy(out, 16_000, 500, 3_500) > 0.72  # 15-105 kHz kept whole: 3/4 of a flat 0-4 kHz
+    assert conversion.discarded_energy_fraction == pytest.approx(1 - 120_000 / (rate / 2), abs=0.03)
+    assert len(out) == SignalConverter(rate, 16_000, TimeExpansion.parse("30")).expected_length(len(noise))
+
+
+def test_a_raised_band_top_keeps_the_band_the_factor_passes(caplog, monkeypatch):
+    monkeypatch.setattr("bat_core.time_expansion._band_losses_warned", set())
+    rate = 500_000
+    call = tone(200_000, rate)
+    wide = TimeExpansion.parse("30", band_high_hz=240_000)
+    out, conversion = convert_for_model(call, rate, 16_000, wide)
+    assert conversion.kept_up_to_hz == 240_000 and not conversion.band_warning
+    assert peak_hz(out, 16_000) == pytest.approx(200_000 / 30, abs=50)
+    with caplog.at_level(logging.WARNING):
+        cut, narrow = convert_for_model(call, rate, 16_000, TimeExpansion.parse("30"))
+    assert narrow.band_warning and narrow.discarded_energy_fraction > 0.99
+    assert "raise --band's HIGH_HZ" in caplog.text  # the factor passes it: the band's top cut it
+    assert np.sqrt(np.mean(cut ** 2)) < 0.01  # a 200 kHz tone is above the default band: gone, and said
+
+
+@pytest.mark.parametrize("rate, factor", [(384_000, "30"), (441_000, "25"), (500_000, "auto")])
+def test_low_passed_stream_equals_the_whole_array(rate, factor):
+    rng = np.random.default_rng(2)
+    signal = (tone(60_000, rate, 1.0) + 0.05 * rng.standard_normal(rate)).astype(np.float32)
+    expansion = TimeExpansion.parse(factor)
+    whole, conversion = convert_for_model(signal, rate, 16_000, expansion)
+    converter = SignalConverter(rate, 16_000, expansion)
+    streamed = [converter.push(signal[i:i + 40_000]) for i in range(0, len(signal), 40_000)] + [converter.finish()]
+    np.testing.assert_array_equal(np.concatenate(streamed), whole)
+    assert converter.conversion == conversion
+    assert len(whole) == converter.expected_length(len(signal))
+    assert peak_hz(whole, 16_000) == pytest.approx(60_000 / conversion.time_expansion, abs=50)
+
+
+def test_auto_factor_does_not_low_pass_again():
+    """Under auto at 16 kHz (x15) and for mels at 48 kHz (x5) the factor already stops at 120 kHz: one resampling."""
+    for target in (16_000, 48_000):
+        assert SignalConverter(384_000, target, TimeExpansion()).band_rate is None
+    assert SignalConverter(192_000, 16_000, TimeExpansion.parse("30")).band_rate is None  # its Nyquist is lower

@@ -311,7 +311,9 @@ def _terminate_like_interrupt() -> None:
 def add_time_expansion_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-expansion", default="auto", metavar="auto|K", help=TIME_EXPANSION_HELP)
     parser.add_argument("--band", nargs=2, type=positive_float, default=(15_000.0, 120_000.0), metavar=("LOW_HZ", "HIGH_HZ"),
-                        help="the band that must survive, in original Hz (default: 15000 120000)")
+                        help="the bat band, in original Hz (default: 15000 120000): 'auto' picks the factor that keeps "
+                             "it, and whatever the factor, what lies above HIGH_HZ is low-passed away, so recordings at "
+                             "different sample rates give the model the same band; raise HIGH_HZ to keep more")
 
 
 def time_expansion_from_args(args: argparse.Namespace) -> TimeExpansion:

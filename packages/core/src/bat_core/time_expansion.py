@@ -9,6 +9,15 @@ above 8 kHz, that is, no bat call at all.
 ``auto`` picks ``k`` from the target rate and the bat band alone (not per file),
 so the same call lands on the same model frequency in every recording of a corpus;
 recordings whose own Nyquist already fits under the target's are not expanded.
+
+The band's top is also where the model's input stops. A factor larger than auto's
+(finer frames) would let through frequencies up to the target Nyquist times the factor,
+and a recording's own Nyquist then decides where its model band goes empty: in a corpus
+of mixed sample rates every frame, silence included, tells the rate apart, and an encoder
+learns the recorder instead of the call (bat-hubert at x30 on the demo corpus: BENCHMARKS.md).
+So what lies above the band's top is low-passed away (soxr's anti-aliasing filter, by
+resampling through the rate that holds exactly the band), and recordings that reach it all
+give the model the same band. Pass a higher top (``--band 15000 240000``) to keep more.
 The band check measures, on the original signal, the share of spectral energy
 above the highest original frequency the conversion keeps.
 """
@@ -33,7 +42,8 @@ MAX_FACTOR = 1000.0  # 500 kHz read 1000x slower is 500 Hz audio: nothing sensib
 
 @dataclass(frozen=True)
 class TimeExpansion:
-    """How recordings are brought to a model's rate. ``factor=None`` means auto."""
+    """How recordings are brought to a model's rate. ``factor=None`` means auto; the band's top is where the model's
+    input stops (low-passed there when the factor would let more through)."""
 
     factor: float | None = None
     band_low_hz: float = DEFAULT_BAT_BAND_HZ[0]
@@ -113,9 +123,10 @@ def _warn_band_loss(discarded: float, kept_up_to_hz: float, factor: float, targe
     log.log(
         level,
         "%.0f%% of the spectral energy lies above %.0f Hz and is discarded by time expansion %g at %d Hz "
-        "(recording at %d Hz); raise --time-expansion to keep it (warned once per rate; each file is counted "
+        "(recording at %d Hz); %s to keep it (warned once per rate; each file is counted "
         "in the run summary and flagged in the manifest column band_warning)",
         100 * discarded, kept_up_to_hz, factor, target_rate, sample_rate,
+        "raise --band's HIGH_HZ" if kept_up_to_hz < target_rate / 2 * factor else "raise --time-expansion",
     )
 
 
@@ -137,9 +148,15 @@ class SignalConverter:
         self.expansion = expansion
         self.factor = expansion.factor_for(self.sample_rate, self.target_rate) if target_rate is not None else 1.0
         self.expanded_rate = self.sample_rate / self.factor
-        self.kept_up_to_hz = min(self.sample_rate / 2, self.target_rate / 2 * self.factor)
-        self._resampler = (None if self.expanded_rate == self.target_rate else
-                           soxr.ResampleStream(self.expanded_rate, self.target_rate, 1, dtype="float32", quality="HQ"))
+        passes = min(self.sample_rate / 2, self.target_rate / 2 * self.factor)
+        self.kept_up_to_hz = passes if target_rate is None else min(passes, expansion.band_high_hz)
+        # the rate (of the expanded audio) that holds exactly the kept band: resampling through it low-passes
+        self.band_rate = 2 * self.kept_up_to_hz / self.factor if self.kept_up_to_hz < passes else None
+        self._low_pass = (None if self.band_rate is None else
+                          soxr.ResampleStream(self.expanded_rate, self.band_rate, 1, dtype="float32", quality="HQ"))
+        source_rate = self.band_rate or self.expanded_rate
+        self._resampler = (None if source_rate == self.target_rate else
+                           soxr.ResampleStream(source_rate, self.target_rate, 1, dtype="float32", quality="HQ"))
         self._measure = self.kept_up_to_hz < self.sample_rate / 2
         self._spectrum = SpectrumAccumulator(self.sample_rate)
         self.samples_in = 0
@@ -147,7 +164,10 @@ class SignalConverter:
         self._conversion: SignalConversion | None = None
 
     def expected_length(self, frames: int) -> int:
-        """Converted samples a recording of ``frames`` samples gives (soxr rounds to the nearest)."""
+        """Converted samples a recording of ``frames`` samples gives (soxr rounds to the nearest, at each pass)."""
+        if self.band_rate is not None:
+            frames = int(round(frames * self.band_rate / self.expanded_rate))
+            return int(round(frames * self.target_rate / self.band_rate))
         return int(round(frames * self.target_rate / self.expanded_rate))
 
     def push(self, block: np.ndarray) -> np.ndarray:
@@ -155,13 +175,20 @@ class SignalConverter:
         self.samples_in += len(block)
         if self._measure:
             self._spectrum.push(block)
+        if self._low_pass is not None:
+            block = self._low_pass.resample_chunk(block, last=False)
         out = block if self._resampler is None else self._resampler.resample_chunk(block, last=False)
         self.samples_out += len(out)
         return out
 
     def finish(self) -> np.ndarray:
-        out = (np.zeros(0, dtype=np.float32) if self._resampler is None
-               else self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+        empty = np.zeros(0, dtype=np.float32)
+        tail = empty if self._low_pass is None else self._low_pass.resample_chunk(empty, last=True)
+        if self._resampler is None:
+            out = tail
+        else:
+            out = self._resampler.resample_chunk(tail, last=False) if len(tail) else empty
+            out = np.concatenate([out, self._resampler.resample_chunk(empty, last=True)])
         self.samples_out += len(out)
         discarded = 0.0
         if self._measure and self.samples_in >= 16:
