@@ -53,7 +53,7 @@ fi
 if [ -x "$bin/bat-hubert" ] && [ -x "$bin/bat-w2v-kmeans" ]; then
   echo "== bat-hubert: pretrain an encoder on the calls detected above, then tokenize the recordings with it"
   "$bin/bat-hubert" pretrain --root "$project" --segments detected --epochs "${BAT_DEMO_HUBERT_EPOCHS:-10}" --overwrite
-  "$bin/bat-w2v-kmeans" run --root "$project" --model "$project/derived/models/bat_hubert" --layer 2 --k 64 \
+  "$bin/bat-w2v-kmeans" run --root "$project" --model "$project/derived/models/bat_hubert" --layer 0 --k 64 \
     --tag bat_hubert --overwrite
 fi
 

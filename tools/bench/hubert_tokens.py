@@ -22,12 +22,12 @@ Mean and spread (std) over the seeds of each seed's probe accuracy. Also the pre
 model audio seconds per second of epoch time (every crop passes once per epoch: 90% trained on, 10%
 evaluated as held back).
 
-    python tools/bench/hubert_tokens.py                 # seeds 0 1 2, layer 2, shared/bats at bat-hubert's defaults
+    python tools/bench/hubert_tokens.py                 # seeds 0 1 2, layer 0, shared/bats at bat-hubert's defaults
     python tools/bench/hubert_tokens.py --seeds 3 4 5 --layers 1 2 3       # more seeds, more layers
     python tools/bench/hubert_tokens.py --tasks a --pretrain-on task --demo-epochs 3 --min-steps 0  # 3 epochs
     python tools/bench/hubert_tokens.py --tasks b --boxes D/segments/batdetect2-HASH.parquet --background-per-call 1
     python tools/bench/hubert_tokens.py --segments ...   # encoders pretrained on their corpus's detected calls
-    python tools/bench/hubert_tokens.py --time-expansion 30 ...   # finer frames: pretraining and every tokenization
+    python tools/bench/hubert_tokens.py --time-expansion auto ...   # x15: pretraining and every tokenization
 """
 
 from __future__ import annotations
@@ -68,13 +68,14 @@ from bat_hubert.defaults import (
     MASK_PROB,
     MAX_CROPS,
     MIN_STEPS,
+    TIME_EXPANSION,
 )
 from bat_hubert.model import new_model, save_encoder
 from bat_hubert.pretrain import PretrainSettings, pretrain
 from bat_w2v_kmeans.cli import main as w2v_main
 
 QUIET = RunOptions(show_progress=False)
-LAYERS = [2]  # the middle of the 4 default layers: the one iteration 2 clusters
+LAYERS = [0]  # the layer the README tokenizes with: its units tell calls from background (layer 2: --layers 0 2)
 DEMO_EPOCHS = 10  # what the README's main command and tools/demo.sh pretrain the demo encoder with
 K = 64  # as many codes as the MFCC + k-means baseline
 
@@ -243,9 +244,9 @@ def main() -> None:
     training.add_argument("--mask-length", type=int, default=MASK_LENGTH, help=f"(default: {MASK_LENGTH})")
     training.add_argument("--crop-seconds", type=float, default=CROP_SECONDS, help="crop length in seconds of model "
                           f"audio (default: {CROP_SECONDS:g})")
-    training.add_argument("--time-expansion", type=TimeExpansion.parse, default=TimeExpansion(), metavar="auto|FACTOR",
-                          help="for pretraining and for every tokenization, random weights included; the MFCC baseline "
-                          "keeps bat-core's own (default: auto)")
+    training.add_argument("--time-expansion", type=TimeExpansion.parse, default=TimeExpansion.parse(TIME_EXPANSION),
+                          metavar="auto|FACTOR", help="for pretraining and for every tokenization, random weights "
+                          f"included; the MFCC baseline keeps bat-core's own (default: bat-hubert's, {TIME_EXPANSION})")
     args = parser.parse_args()
     shared = find_shared_bats()
     if shared is None:

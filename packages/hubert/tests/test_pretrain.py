@@ -31,8 +31,9 @@ def test_pretrain_cli_saves_a_folder_transformers_loads(demo_root, tiny, capsys)
     assert model.config.num_hidden_layers == 2 and model.config.conv_dim == [16] * 7
     assert json.loads((model_dir / "preprocessor_config.json").read_text())["sampling_rate"] == 16_000
     training = json.loads((model_dir / "bat_hubert_training.json").read_text())
-    assert training["time_expansion"] == "auto" and training["iterations"] == 2
-    assert set(training["time_expansion_by_sample_rate"].values()) == {15.0}
+    assert training["time_expansion"] == "30" and training["iterations"] == 2  # bat-hubert's own default, not auto's x15
+    assert set(training["time_expansion_by_sample_rate"].values()) == {30.0}
+    assert training["band_hz"] == [15_000, 120_000]  # above it low-passed: every demo rate >= 240 kHz gives one band
     assert len(training["corpus_fingerprint"]) == 16
     with open(model_dir / "pretrain_log.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

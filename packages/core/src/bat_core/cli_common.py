@@ -308,8 +308,11 @@ def _terminate_like_interrupt() -> None:
         pass
 
 
-def add_time_expansion_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--time-expansion", default="auto", metavar="auto|K", help=TIME_EXPANSION_HELP)
+def add_time_expansion_arguments(parser: argparse.ArgumentParser, default: str = "auto", why: str = "") -> None:
+    """``--time-expansion`` and ``--band``; a command whose own default is not auto says ``why`` in its help."""
+    help_text = TIME_EXPANSION_HELP if default == "auto" else (
+        TIME_EXPANSION_HELP.replace("'auto' (default)", "'auto'") + f"; default here: {default} ({why})")
+    parser.add_argument("--time-expansion", default=default, metavar="auto|K", help=help_text)
     parser.add_argument("--band", nargs=2, type=positive_float, default=(15_000.0, 120_000.0), metavar=("LOW_HZ", "HIGH_HZ"),
                         help="the bat band, in original Hz (default: 15000 120000): 'auto' picks the factor that keeps "
                              "it, and whatever the factor, what lies above HIGH_HZ is low-passed away, so recordings at "

@@ -44,6 +44,7 @@ from bat_hubert.defaults import (
     LEARNING_RATE,
     MAX_CROPS,
     MIN_STEPS,
+    TIME_EXPANSION,
 )
 
 
@@ -94,7 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
                                        "regress each frame's log-mel (iteration 0); saves a transformers HubertModel "
                                        "folder.")
     add_common_arguments(pretrain, batch_size=BATCH_SIZE, seed=True, shard_option=False, tag_option=False)
-    add_time_expansion_arguments(pretrain)
+    add_time_expansion_arguments(pretrain, default=TIME_EXPANSION,
+                                 why="an encoder learnt from scratch is not bound to a speech model's time scale, and "
+                                     "its frames are 0.67 ms of the recording instead of 1.33 ms at auto's x15; "
+                                     "bat-w2v-kmeans adopts the factor with the encoder")
     add_segments_arguments(pretrain)
     run = pretrain.add_argument_group("training")
     run.add_argument("--model", default=None, metavar="DIR",

@@ -49,6 +49,7 @@ from bat_hubert.defaults import (
     MIN_STEPS,
     MODEL_RATE,
     SAMPLES_PER_FRAME,
+    TIME_EXPANSION,
     TRAINING_JSON,
 )
 from bat_hubert.frontend import FrontendResult, frontend_record, train_frontend
@@ -116,7 +117,7 @@ class PretrainResult:
 
 
 def pretrain(dataset: Dataset, directory: str | Path, settings: PretrainSettings = PretrainSettings(),
-             expansion: TimeExpansion = TimeExpansion(), device: str | torch.device = "cpu", *,
+             expansion: TimeExpansion = TimeExpansion.parse(TIME_EXPANSION), device: str | torch.device = "cpu", *,
              overwrite: bool = False, resume: bool = False, label_column: str | None = None,
              options: RunOptions = RunOptions(), after_epoch: Callable[[EpochResult], None] | None = None,
              calls: CallSelection | None = None, init: str | Path | None = None) -> PretrainResult:
