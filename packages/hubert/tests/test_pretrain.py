@@ -34,6 +34,7 @@ def test_pretrain_cli_saves_a_folder_transformers_loads(demo_root, tiny, capsys)
     assert training["time_expansion"] == "30" and training["iterations"] == 2  # bat-hubert's own default, not auto's x15
     assert set(training["time_expansion_by_sample_rate"].values()) == {30.0}
     assert training["band_hz"] == [15_000, 120_000]  # above it low-passed: every demo rate >= 240 kHz gives one band
+    assert training["low_passed_above_hz"] == 120_000
     assert len(training["corpus_fingerprint"]) == 16
     with open(model_dir / "pretrain_log.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -141,15 +141,18 @@ def test_per_call_run_tokens_each_call_in_original_seconds_beside_the_whole_file
     assert main(["encode", "--root", str(demo_root), "--segments", "detected", "-q"]) == 2  # not segmented yet
 
 
-def _pretrained_by_bat_hubert(tiny_hubert, tmp_path, factor: str):
-    """The tiny HuBERT with the training record bat-hubert writes beside its weights."""
+def _pretrained_by_bat_hubert(tiny_hubert, tmp_path, factor: str, low_passed: bool = True):
+    """The tiny HuBERT with the training record bat-hubert writes beside its weights (``low_passed=False``: as
+    bat-hubert wrote it before bat-core low-passed above the band's top)."""
     import shutil
 
     model = tmp_path / "bat_hubert_model"
     shutil.copytree(tiny_hubert, model)
-    (model / "bat_hubert_training.json").write_text(json.dumps(
-        {"time_expansion": factor, "time_expansion_by_sample_rate": {"250000": float(factor)},
-         "band_hz": [15000.0, 120000.0]}))
+    record = {"time_expansion": factor, "time_expansion_by_sample_rate": {"250000": float(factor)},
+              "band_hz": [15000.0, 120000.0], "model_sample_rate": 16_000}
+    if low_passed:
+        record["low_passed_above_hz"] = 120000.0
+    (model / "bat_hubert_training.json").write_text(json.dumps(record))
     return model
 
 
@@ -166,3 +169,21 @@ def test_another_explicit_time_expansion_than_the_encoder_was_trained_with_exits
     assert main(["run", *common(short_root, model), *FIT, "--time-expansion", "15"]) == 2
     assert "pretrained on recordings time-expanded x10" in capsys.readouterr().err
     assert main(["fit", *common(short_root, model), *FIT, "--time-expansion", "10"]) == 0
+
+
+def test_another_band_top_than_the_encoder_was_trained_with_exits_2(tiny_hubert, short_root, tmp_path, capsys):
+    model = _pretrained_by_bat_hubert(tiny_hubert, tmp_path, "30")
+    assert main(["run", *common(short_root, model), *FIT, "--time-expansion", "30", "--band", "15000", "240000"]) == 2
+    assert "low-passed above 120000 Hz" in capsys.readouterr().err
+    assert main(["fit", *common(short_root, model), *FIT, "--time-expansion", "30"]) == 0
+
+
+def test_an_encoder_that_heard_above_the_band_top_before_the_low_pass_existed_exits_2(tiny_hubert, short_root,
+                                                                                      tmp_path, capsys):
+    """Pretrained at x30 by an earlier bat-hubert: it heard up to 240 kHz, each rate's band empty at its Nyquist;
+    fed low-passed audio now, its frames would mean something else. At x10 (80 kHz) nothing changed: accepted."""
+    model = _pretrained_by_bat_hubert(tiny_hubert, tmp_path, "30", low_passed=False)
+    assert main(["fit", *common(short_root, model), *FIT]) == 2
+    assert "pretrain it again" in capsys.readouterr().err
+    older = _pretrained_by_bat_hubert(tiny_hubert, tmp_path / "x10", "10", low_passed=False)
+    assert main(["fit", *common(short_root, older), *FIT]) == 0

@@ -257,6 +257,7 @@ def training_record(settings: PretrainSettings, expansion: TimeExpansion, finger
         "time_expansion": expansion.describe(),
         "time_expansion_by_sample_rate": {str(rate): factor for rate, factor in crops.factors.items()},
         "band_hz": [expansion.band_low_hz, expansion.band_high_hz],
+        "low_passed_above_hz": expansion.band_high_hz,  # bat-core cuts above the band's top; w2v-kmeans checks it
         "model_sample_rate": MODEL_RATE,
         "samples_per_frame": SAMPLES_PER_FRAME,
         "target_rate_hz": MODEL_RATE / SAMPLES_PER_FRAME,
