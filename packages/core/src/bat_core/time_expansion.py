@@ -164,7 +164,7 @@ class SignalConverter:
         self._conversion: SignalConversion | None = None
 
     def expected_length(self, frames: int) -> int:
-        """Converted samples a recording of ``frames`` samples gives: exact for whole recordings of a second or more;
+        """Converted samples a recording of ``frames`` samples gives: exact on the one-second inputs of the tests;
         soxr's stream may give a sample or two more on a short input (measured, with one pass or two)."""
         if self.band_rate is not None:
             frames = int(round(frames * self.band_rate / self.expanded_rate))
