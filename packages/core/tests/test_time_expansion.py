@@ -152,3 +152,19 @@ def test_auto_factor_does_not_low_pass_again():
     for target in (16_000, 48_000):
         assert SignalConverter(384_000, target, TimeExpansion()).band_rate is None
     assert SignalConverter(192_000, 16_000, TimeExpansion.parse("30")).band_rate is None  # its Nyquist is lower
+
+
+def test_auto_cuts_where_its_factor_overshoots_another_band_top():
+    """--band 15000 100000 under auto at 16 kHz is x13, which passes 104 kHz: the top is cut there too."""
+    converter = SignalConverter(384_000, 16_000, TimeExpansion(band_high_hz=100_000))
+    assert converter.factor == 13 and converter.kept_up_to_hz == 100_000 and converter.band_rate is not None
+
+
+@pytest.mark.parametrize("rate, factor", [(256_000, "30"), (256_000, "auto"), (441_000, "25"), (312_500, "7.5")])
+def test_expected_length_is_exact_at_any_length(rate, factor):
+    """Lengths that land on half a sample included (soxr rounds them up, at each pass)."""
+    rng = np.random.default_rng(3)
+    for frames in [0, 1, 7, 56, 504, 1064, 12_345]:
+        converter = SignalConverter(rate, 16_000, TimeExpansion.parse(factor))
+        out = np.concatenate([converter.push(rng.standard_normal(frames).astype(np.float32)), converter.finish()])
+        assert len(out) == converter.expected_length(frames), frames

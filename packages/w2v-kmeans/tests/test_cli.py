@@ -141,14 +141,14 @@ def test_per_call_run_tokens_each_call_in_original_seconds_beside_the_whole_file
     assert main(["encode", "--root", str(demo_root), "--segments", "detected", "-q"]) == 2  # not segmented yet
 
 
-def _pretrained_by_bat_hubert(tiny_hubert, tmp_path, factor: str, low_passed: bool = True):
+def _pretrained_by_bat_hubert(tiny_hubert, tmp_path, factor: str, low_passed: bool = True, rate: int = 250_000):
     """The tiny HuBERT with the training record bat-hubert writes beside its weights (``low_passed=False``: as
-    bat-hubert wrote it before bat-core low-passed above the band's top)."""
+    bat-hubert wrote it before bat-core low-passed above the band's top), trained on recordings at ``rate``."""
     import shutil
 
     model = tmp_path / "bat_hubert_model"
     shutil.copytree(tiny_hubert, model)
-    record = {"time_expansion": factor, "time_expansion_by_sample_rate": {"250000": float(factor)},
+    record = {"time_expansion": factor, "time_expansion_by_sample_rate": {str(rate): float(factor)},
               "band_hz": [15000.0, 120000.0], "model_sample_rate": 16_000}
     if low_passed:
         record["low_passed_above_hz"] = 120000.0
@@ -176,6 +176,9 @@ def test_another_band_top_than_the_encoder_was_trained_with_exits_2(tiny_hubert,
     assert main(["run", *common(short_root, model), *FIT, "--time-expansion", "30", "--band", "15000", "240000"]) == 2
     assert "low-passed above 120000 Hz" in capsys.readouterr().err
     assert main(["fit", *common(short_root, model), *FIT, "--time-expansion", "30"]) == 0
+    harmless = _pretrained_by_bat_hubert(tiny_hubert, tmp_path / "x10", "10")  # x10 passes 80 kHz: no top cuts it
+    assert main(["fit", *common(short_root, harmless), *FIT, "--time-expansion", "10", "--band", "15000", "240000",
+                 "--overwrite"]) == 0
 
 
 def test_an_encoder_that_heard_above_the_band_top_before_the_low_pass_existed_exits_2(tiny_hubert, short_root,
@@ -184,6 +187,14 @@ def test_an_encoder_that_heard_above_the_band_top_before_the_low_pass_existed_ex
     fed low-passed audio now, its frames would mean something else. At x10 (80 kHz) nothing changed: accepted."""
     model = _pretrained_by_bat_hubert(tiny_hubert, tmp_path, "30", low_passed=False)
     assert main(["fit", *common(short_root, model), *FIT]) == 2
-    assert "pretrain it again" in capsys.readouterr().err
+    assert "let through up to 125000 Hz" in capsys.readouterr().err  # its 250 kHz recordings' Nyquist
     older = _pretrained_by_bat_hubert(tiny_hubert, tmp_path / "x10", "10", low_passed=False)
     assert main(["fit", *common(short_root, older), *FIT]) == 0
+    assert main(["encode", *common(short_root, older)]) == 0
+    only_192k = _pretrained_by_bat_hubert(tiny_hubert, tmp_path / "192k", "30", low_passed=False, rate=192_000)
+    assert main(["fit", *common(short_root, only_192k), *FIT, "--overwrite"]) == 0  # heard up to 96 kHz: no change
+    # a codebook fitted with it stays refused at encode once the record says it heard more
+    record = json.loads((older / "bat_hubert_training.json").read_text())
+    record["time_expansion_by_sample_rate"] = {"500000": 30.0}
+    (older / "bat_hubert_training.json").write_text(json.dumps(record))
+    assert main(["encode", *common(short_root, older), "--overwrite"]) == 2

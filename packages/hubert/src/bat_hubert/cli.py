@@ -76,8 +76,8 @@ def _pretrain(args: argparse.Namespace) -> int:
                       after_epoch=said, calls=calls, init=args.init)
     print(f"encoder saved in {result.directory} ({result.crops} crops of {len(dataset)} recordings; "
           f"log: {result.directory / 'pretrain_log.csv'})")
-    print(f"tokenize with it: bat-w2v-kmeans run --root {args.root} --model {result.directory} "
-          f"--time-expansion {expansion.describe()}")
+    print(f"tokenize with it: bat-w2v-kmeans run --root {args.root} --model {result.directory} --layer 0 --k 64 "
+          f"(its time expansion and band are adopted from the folder)")
     if result.failures:
         print(f"{len(result.failures)} recording(s) could not be used:", file=sys.stderr)
         for name, reason in list(result.failures.items())[:20]:

@@ -9,7 +9,7 @@ FRAME_SAMPLES = 400  # the conv front-end's receptive field, and the targets' wi
 # Time expansion x30, not the x15 that auto picks for a 16 kHz model: bat-hubert learns from scratch, so no speech
 # time scale binds it, and a frame is 0.67 ms of the recording instead of 1.33 (a 2-5 ms call is 3-7 frames). At x30
 # its layer-0 tokens tell shared/bats calls from background above MFCC + k-means (0.739 against 0.703, six seeds) and
-# keep the demo's call types (1.000); at x15, 0.663 and 0.861 (BENCHMARKS.md, "Time expansion x30"). The band above
+# keep the demo's call types (1.000); at x15, 0.663 and 0.861 (BENCHMARKS.md, "The band's top low-passed"). The band above
 # 120 kHz is low-passed away (bat-core's --band), else each recording's sample rate decides where its model band
 # goes empty, and at x30 the encoder learnt the recorder instead of the call. Recorded in the folder: bat-w2v-kmeans
 # adopts it. It doubles the model audio per recording.

@@ -239,7 +239,8 @@ def settings_key(settings: PretrainSettings, expansion: TimeExpansion, fingerpri
                  init_sha256: str | None = None, epochs: int | None = None) -> str:
     """What the model depends on: the epochs run, not the floor that chose them."""
     chosen = {name: value for name, value in asdict(settings).items() if name != "min_steps"}
-    fields = {"settings": chosen, "expansion": asdict(expansion), "corpus": fingerprint, "version": __version__}
+    fields = {"settings": chosen, "expansion": asdict(expansion), "corpus": fingerprint, "version": __version__,
+              "low_passed_above_hz": expansion.band_high_hz}  # a checkpoint from before bat-core's cut is not resumed
     if init_sha256:  # absent without --init, so checkpoints of earlier runs keep their key
         fields["init"] = init_sha256
     if epochs is not None and epochs != settings.epochs:  # likewise absent where the floor changed nothing

@@ -31,6 +31,7 @@ from bat_w2v_kmeans.encoder import SpeechEncoder
 from bat_w2v_kmeans.forward import OwnedFrames, SampledRows, Tokens, assign, centroids_on
 from bat_w2v_kmeans.pieces import WindowPieces
 from bat_w2v_kmeans.sinks import SampleSink
+from bat_w2v_kmeans.trained_on import check_heard_as_now
 
 MAX_K = int(np.iinfo(np.int16).max) + 1  # tokens are int16
 
@@ -64,6 +65,7 @@ class W2VKMeansTokenizer:
             encoder_kwargs["window_seconds"] = info.window_samples / info.model_sample_rate
             encoder_kwargs["overlap_seconds"] = (info.window_samples - info.hop_samples) / info.model_sample_rate
         encoder_kwargs = {key: value for key, value in encoder_kwargs.items() if value is not None}
+        check_heard_as_now(model or codebook.info.model_id)
         encoder = SpeechEncoder.from_pretrained(model or codebook.info.model_id, layer=layer, device=device,
                                                 **encoder_kwargs)
         if expansion is None:
