@@ -192,13 +192,10 @@ class SignalConverter:
         return out
 
     def finish(self) -> np.ndarray:
-        empty = np.zeros(0, dtype=np.float32)
-        tail = empty if self._low_pass is None else self._low_pass.resample_chunk(empty, last=True)
-        if self._resampler is None:
-            out = tail
-        else:
-            out = self._resampler.resample_chunk(tail, last=False) if len(tail) else empty
-            out = np.concatenate([out, self._resampler.resample_chunk(empty, last=True)])
+        tail = np.zeros(0, dtype=np.float32)
+        if self._low_pass is not None:
+            tail = self._low_pass.resample_chunk(tail, last=True)
+        out = tail if self._resampler is None else self._resampler.resample_chunk(tail, last=True)
         self.samples_out += len(out)
         discarded = 0.0
         if self._measure and self.samples_in >= 16:

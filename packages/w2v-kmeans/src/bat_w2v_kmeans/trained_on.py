@@ -28,31 +28,40 @@ def _record(model: str | Path) -> tuple[Path, dict] | None:
     return (path, json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
 
 
-def _heard_up_to(record: dict, factor_by_rate: dict[float, float], band_high: float | None) -> float:
+def _trained(record: dict) -> TimeExpansion:
+    low, high = record["band_hz"]
+    return TimeExpansion.parse(record["time_expansion"], band_low_hz=low, band_high_hz=high)
+
+
+def _factor_by_rate(record: dict) -> dict[float, float]:
+    return {float(rate): float(factor) for rate, factor in record.get("time_expansion_by_sample_rate", {}).items()}
+
+
+def _heard_up_to(record: dict, band_high: float | None) -> float:
     """The highest original frequency the encoder's input held, over its recordings' rates (each capped at its own
     Nyquist), ``band_high`` being where the audio is low-passed (None: no cut, as before bat-core had one)."""
-    nyquist = record.get("model_sample_rate", 16_000) / 2
-    tops = [min(rate / 2, nyquist * factor) for rate, factor in factor_by_rate.items()]
-    heard = max(tops, default=nyquist * (float(record["time_expansion"]) if record["time_expansion"] != "auto"
-                                         else TimeExpansion().factor_for(1e9, 2 * nyquist)))
+    model_rate = record.get("model_sample_rate", 16_000)
+    tops = [min(rate / 2, model_rate / 2 * factor) for rate, factor in _factor_by_rate(record).items()]
+    heard = max(tops, default=model_rate / 2 * _trained(record).factor_for(1e9, model_rate))
     return heard if band_high is None else min(heard, band_high)
+
+
+def _refuse_if_heard_above_the_top(model: str | Path, path: Path, record: dict) -> None:
+    high = record["band_hz"][1]
+    heard = _heard_up_to(record, None)
+    if record.get("low_passed_above_hz") is None and heard > high:
+        raise ConfigMismatchError(
+            f"{model} was pretrained by an earlier bat-hubert that let through up to {heard:g} Hz of the recordings "
+            f"({path.name}); bat-core now low-passes above the band's top ({high:g} Hz), so the encoder would not "
+            f"hear them as it learnt: pretrain it again (bat-hubert pretrain ... --overwrite)")
 
 
 def check_heard_as_now(model: str | Path) -> None:
     """Refuse an encoder pretrained before bat-core low-passed above the band's top, where its input held more than
     that top: it heard each sample rate's own empty band, which its audio now never shows it."""
     found = _record(model)
-    if found is None:
-        return
-    path, record = found
-    high = record["band_hz"][1]
-    rates = {float(rate): float(factor) for rate, factor in record.get("time_expansion_by_sample_rate", {}).items()}
-    heard = _heard_up_to(record, rates, None)
-    if record.get("low_passed_above_hz") is None and heard > high:
-        raise ConfigMismatchError(
-            f"{model} was pretrained by an earlier bat-hubert that let through up to {heard:g} Hz of the recordings "
-            f"({path.name}); bat-core now low-passes above the band's top ({high:g} Hz), so the encoder would not "
-            f"hear them as it learnt: pretrain it again (bat-hubert pretrain ... --overwrite)")
+    if found is not None:
+        _refuse_if_heard_above_the_top(model, *found)
 
 
 def expansion_for_model(model: str | Path, expansion: TimeExpansion) -> TimeExpansion:
@@ -61,13 +70,12 @@ def expansion_for_model(model: str | Path, expansion: TimeExpansion) -> TimeExpa
     if found is None:
         return expansion
     path, record = found
-    check_heard_as_now(model)
-    low, high = record["band_hz"]
-    trained = TimeExpansion.parse(record["time_expansion"], band_low_hz=low, band_high_hz=high)
-    rates = {float(rate): float(factor) for rate, factor in record.get("time_expansion_by_sample_rate", {}).items()}
-    factors = sorted(set(rates.values()))
+    _refuse_if_heard_above_the_top(model, path, record)
+    trained = _trained(record)
+    low, high = trained.band_low_hz, trained.band_high_hz
+    factors = sorted(set(_factor_by_rate(record).values()))
     if expansion.factor is None:
-        if (trained.band_low_hz, trained.band_high_hz) != (expansion.band_low_hz, expansion.band_high_hz):
+        if (low, high) != (expansion.band_low_hz, expansion.band_high_hz):
             log.info("time expansion and band of %s adopted from its %s", model, TRAINING_JSON)
         return trained
     if factors != [expansion.factor]:
@@ -75,7 +83,7 @@ def expansion_for_model(model: str | Path, expansion: TimeExpansion) -> TimeExpa
         raise ConfigMismatchError(
             f"--time-expansion {expansion.describe()}: {model} was pretrained on recordings time-expanded x{used} "
             f"({path.name}); pass --time-expansion auto (or {used}) so it hears calls as it learnt them")
-    if _heard_up_to(record, rates, expansion.band_high_hz) != _heard_up_to(record, rates, high):
+    if _heard_up_to(record, expansion.band_high_hz) != _heard_up_to(record, high):
         raise ConfigMismatchError(
             f"--band {expansion.band_low_hz:g} {expansion.band_high_hz:g}: {model} was pretrained on recordings "
             f"low-passed above {high:g} Hz ({path.name}); pass --band {low:g} {high:g} (or --time-expansion auto) so "
